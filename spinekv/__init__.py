@@ -1,0 +1,3 @@
+"""spinekv: a Riak-style Dynamo key-value record store over LevelDB."""
+
+__all__: list[str] = []

@@ -1,0 +1,196 @@
+"""Quorum decisions for GET and PUT, free of I/O (riak_kv_get_core / put_core in Python).
+
+The coordinator feeds each replica's reply into a core and asks it whether it
+has enough to answer, what the answer is, and, for GETs, which replicas to
+repair once every reply is in. Cores never read clocks or touch the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import object as riak_object
+from .dvv import DVVSet
+
+# ---------------------------------------------------------------- quorum values
+
+
+class QuorumValueError(ValueError):
+    """A quorum parameter that is not a number or symbol, or out of range for n_val."""
+
+
+def resolve(name: str, spec: int | str, n_val: int, default: int | str | None = None) -> int:
+    """Turn r/w/dw/rw/pr/pw as given ("one", "quorum", "all", "default", n) into a count."""
+    if isinstance(spec, str):
+        text = spec.strip().lower()
+        if text == "default":
+            if default is None or default == "default":
+                raise QuorumValueError(f"{name}=default has no bucket default to fall back on")
+            return resolve(name, default, n_val)
+        if text == "one":
+            value = 1
+        elif text == "quorum":
+            value = n_val // 2 + 1
+        elif text == "all":
+            value = n_val
+        elif text.isdigit():
+            value = int(text)
+        else:
+            raise QuorumValueError(
+                f"{name}={spec!r} is not a number or one of one, quorum, all, default"
+            )
+    else:
+        value = spec
+    lowest = 1 if name in ("r", "w", "rw") else 0
+    if not lowest <= value <= n_val:
+        raise QuorumValueError(f"{name}={value} is out of range: must be {lowest}..{n_val} (n_val)")
+    return value
+
+
+# ---------------------------------------------------------------- GET
+
+
+@dataclass(frozen=True)
+class Found:
+    obj: DVVSet
+
+
+@dataclass(frozen=True)
+class NotFound:
+    pass
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+
+
+Reply = Found | NotFound | Failed
+
+
+@dataclass
+class GetCore:
+    """Counts replies for one GET against r, pr and notfound_ok, and decides the answer."""
+
+    n: int  # replicas asked
+    r: int
+    pr: int = 0
+    notfound_ok: bool = True
+    basic_quorum: bool = False
+    allow_mult: bool = True
+    replies: dict[int, Reply] = field(default_factory=dict)
+    primary: dict[int, bool] = field(default_factory=dict)
+
+    def expect(self, index: int, is_primary: bool) -> None:
+        """Declare a replica that was asked, before its reply arrives."""
+        self.primary[index] = is_primary
+
+    def add(self, index: int, reply: Reply) -> None:
+        self.replies[index] = reply
+
+    def outcome(self) -> Reply | None:
+        """Found(merged), NotFound() or Failed(reason) once decided, else None."""
+        found = notfound = failed = primary_ok = 0
+        for i, reply in self.replies.items():
+            if isinstance(reply, Failed):
+                failed += 1
+                continue
+            if isinstance(reply, Found):
+                found += 1
+            else:
+                notfound += 1
+            if self.primary.get(i) and (isinstance(reply, Found) or self.notfound_ok):
+                primary_ok += 1
+        outstanding = self.n - len(self.replies)
+        positive = found + (notfound if self.notfound_ok else 0)
+        if positive >= self.r and primary_ok >= self.pr:
+            merged = self.merged()
+            if merged is None or riak_object.is_tombstone(merged):
+                return NotFound()
+            return Found(merged)
+        pending_primaries = sum(1 for i, p in self.primary.items() if p and i not in self.replies)
+        # notfound_ok=false: notfounds cannot make r, but when nothing failed they are an answer
+        settled = positive + outstanding < self.r or (
+            self.basic_quorum and notfound >= self.n // 2 + 1
+        )
+        if found == 0 and failed == 0 and not self.notfound_ok and settled:
+            return NotFound()
+        if positive + outstanding < self.r:
+            return Failed(
+                f"r={self.r} unsatisfied: {positive} of {self.n} replicas answered" + self._why()
+            )
+        if primary_ok + pending_primaries < self.pr:
+            return Failed(
+                f"pr={self.pr} unsatisfied: {primary_ok} primaries answered, "
+                f"{pending_primaries} outstanding" + self._why()
+            )
+        return None
+
+    def _why(self) -> str:
+        reasons = [r.reason for r in self.replies.values() if isinstance(r, Failed)]
+        return f" ({'; '.join(reasons)})" if reasons else ""
+
+    def merged(self) -> DVVSet | None:
+        """The merge of every object found so far, or None if none was."""
+        objs = [r.obj for r in self.replies.values() if isinstance(r, Found)]
+        return riak_object.merge_all(objs, allow_mult=self.allow_mult) if objs else None
+
+    def repair_targets(self, merged: DVVSet) -> list[int]:
+        """Replicas whose copy is missing or behind `merged` (read repair, once all replied)."""
+        return [
+            i
+            for i, reply in sorted(self.replies.items())
+            if isinstance(reply, NotFound) or (isinstance(reply, Found) and reply.obj != merged)
+        ]
+
+
+# ---------------------------------------------------------------- PUT
+
+
+@dataclass
+class PutCore:
+    """Counts acknowledgements for one PUT against w, dw and pw."""
+
+    n: int
+    w: int
+    dw: int = 0
+    pw: int = 0
+    primaries: int = 0
+    acks: int = 0
+    durable: int = 0
+    primary_acks: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def add_ack(self, is_primary: bool, durable: bool) -> None:
+        self.acks += 1
+        self.durable += durable
+        self.primary_acks += is_primary
+
+    def add_failure(self, is_primary: bool, reason: str) -> None:
+        self.failures.append(reason)
+        if is_primary:
+            self.primaries -= 1
+
+    def succeeded(self) -> bool:
+        return self.acks >= self.w and self.durable >= self.dw and self.primary_acks >= self.pw
+
+    def failure(self) -> str | None:
+        if self.succeeded():
+            return None
+        outstanding = self.n - self.acks - len(self.failures)
+        why = "; ".join(self.failures)
+        suffix = f" ({why})" if why else ""
+        if self.acks + outstanding < self.w:
+            return f"w={self.w} unsatisfied: {self.acks} of {self.n} replicas acknowledged{suffix}"
+        if self.durable + outstanding < self.dw:
+            return f"dw={self.dw} unsatisfied: {self.durable} durable acknowledgements{suffix}"
+        pending_primaries = self.primaries - self.primary_acks
+        if self.primary_acks + max(pending_primaries, 0) < self.pw:
+            return (
+                f"pw={self.pw} unsatisfied: {self.primary_acks} primary acknowledgements, "
+                f"{max(pending_primaries, 0)} primaries outstanding{suffix}"
+            )
+        return None
+
+    def enough(self) -> bool:
+        return self.succeeded() or self.failure() is not None

@@ -1,0 +1,1 @@
+"""Storage backends: the Backend interface, LevelDB and in-memory implementations."""

@@ -1,0 +1,65 @@
+"""The Backend interface: per-partition key ranges of encoded objects, plus node metadata."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class StorageError(Exception):
+    """The backend could not complete a read or write."""
+
+
+def object_key(bucket_type: bytes, bucket: bytes, key: bytes) -> bytes:
+    """The storage key of (type, bucket, key): length-prefixed so that no two triples collide.
+
+    Type and bucket come first so a bucket is a contiguous range inside a partition.
+    """
+    return (
+        struct.pack(">H", len(bucket_type))
+        + bucket_type
+        + struct.pack(">H", len(bucket))
+        + bucket
+        + key
+    )
+
+
+def split_object_key(okey: bytes) -> tuple[bytes, bytes, bytes]:
+    (tlen,) = struct.unpack_from(">H", okey, 0)
+    btype = okey[2 : 2 + tlen]
+    (blen,) = struct.unpack_from(">H", okey, 2 + tlen)
+    start = 4 + tlen
+    return btype, okey[start : start + blen], okey[start + blen :]
+
+
+class Backend(Protocol):
+    """One node's store. Keys live under their partition so a vnode is a key range.
+
+    Every call is synchronous and quick (a local LevelDB or dict); each write is
+    atomic on its own.
+    """
+
+    def get(self, partition: int, okey: bytes) -> bytes | None: ...
+
+    def put(self, partition: int, okey: bytes, value: bytes, *, sync: bool = False) -> None: ...
+
+    def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None: ...
+
+    def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Every (okey, value) stored under `partition`, in key order."""
+        ...
+
+    def partitions(self) -> list[int]:
+        """Partitions that hold at least one object."""
+        ...
+
+    def drop_partition(self, partition: int) -> None: ...
+
+    def get_meta(self, name: str) -> bytes | None: ...
+
+    def put_meta(self, name: str, value: bytes) -> None:
+        """Store node metadata durably (fsynced)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,78 @@
+"""LevelDB backend (plyvel): one database per node, object keys prefixed by partition."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import plyvel
+
+from .base import StorageError
+
+_OBJ = b"o"
+_META = b"m"
+_PART = struct.Struct(">I")
+
+
+def _prefix(partition: int) -> bytes:
+    return _OBJ + _PART.pack(partition)
+
+
+class LevelDBBackend:
+    """Objects under b"o" + partition (4 bytes) + object key; metadata under b"m" + name."""
+
+    def __init__(self, path: str | Path, *, cache_mb: int = 64) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(
+                str(path), create_if_missing=True, lru_cache_size=cache_mb * 1024 * 1024
+            )
+        except plyvel.Error as exc:
+            raise StorageError(f"cannot open LevelDB at {path}: {exc}") from exc
+
+    def get(self, partition: int, okey: bytes) -> bytes | None:
+        return self._db.get(_prefix(partition) + okey)
+
+    def put(self, partition: int, okey: bytes, value: bytes, *, sync: bool = False) -> None:
+        # A write batch keeps the object and (later) its index entries atomic together.
+        with self._db.write_batch(sync=sync) as batch:
+            batch.put(_prefix(partition) + okey, value)
+
+    def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None:
+        with self._db.write_batch(sync=sync) as batch:
+            batch.delete(_prefix(partition) + okey)
+
+    def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        prefix = _prefix(partition)
+        cut = len(prefix)
+        with self._db.iterator(prefix=prefix) as it:
+            for k, v in it:
+                yield k[cut:], v
+
+    def partitions(self) -> list[int]:
+        found = []
+        seek = _OBJ
+        while True:
+            with self._db.iterator(start=seek, include_value=False) as it:
+                key = next(it, None)
+            if key is None or not key.startswith(_OBJ):
+                return found
+            (partition,) = _PART.unpack_from(key, 1)
+            found.append(partition)
+            seek = _prefix(partition + 1)
+
+    def drop_partition(self, partition: int) -> None:
+        with self._db.write_batch() as batch:
+            for k in self._db.iterator(prefix=_prefix(partition), include_value=False):
+                batch.delete(k)
+
+    def get_meta(self, name: str) -> bytes | None:
+        return self._db.get(_META + name.encode())
+
+    def put_meta(self, name: str, value: bytes) -> None:
+        self._db.put(_META + name.encode(), value, sync=True)
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()

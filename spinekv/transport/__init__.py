@@ -1,0 +1,1 @@
+"""Internode messaging: the Transport interface and its implementations."""

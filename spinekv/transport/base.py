@@ -1,0 +1,47 @@
+"""The Transport interface: request/reply messaging between nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+# A handler receives (source node name, message) and returns the reply message.
+# Messages are plain msgpack-able values (lists, dicts, bytes, str, ints, ...).
+Handler = Callable[[str, Any], Awaitable[Any]]
+
+
+class TransportError(Exception):
+    """A request to a peer did not produce a reply."""
+
+
+class Unreachable(TransportError):
+    """The peer cannot be connected to, or the connection dropped mid-request."""
+
+
+class RequestTimeout(TransportError):
+    """The peer did not reply within the request's timeout."""
+
+
+class RemoteError(TransportError):
+    """The peer's handler failed; the message carries its reason."""
+
+
+class Transport(Protocol):
+    """Request/reply messaging to named peers; one implementation per network kind."""
+
+    name: str
+
+    async def start(self, handler: Handler) -> None:
+        """Begin accepting requests from peers, answering each with `handler`."""
+
+    async def request(self, peer: str, message: Any, timeout: float) -> Any:
+        """Send `message` to `peer` and return its reply.
+
+        Raises Unreachable, RequestTimeout or RemoteError; never waits past `timeout`.
+        """
+
+    def is_reachable(self, peer: str) -> bool:
+        """False while the link to `peer` is known broken (in reconnect backoff)."""
+
+    async def close(self) -> None:
+        """Stop listening and drop every connection; pending requests fail."""

@@ -1,0 +1,45 @@
+"""cluster.toml parsing: the shipped file loads, and mistakes get a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spinekv.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = {"node": [{"name": "n1", "host": "127.0.0.1", "http_port": 1000, "peer_port": 1001}]}
+
+
+def test_shipped_cluster_toml_has_five_members():
+    config = load_config(ROOT / "cluster.toml")
+    assert config.node_names() == ["n1", "n2", "n3", "n4", "n5"]
+    assert config.ring_size == 64 and config.n_val == 3
+    assert config.bucket_type("default").allow_mult is False
+    assert config.bucket_type("records").allow_mult is True
+    assert config.bucket_type("nope") is None
+    assert config.root == ROOT
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"cluster": {"ring_size": 48}}, "power of two"),
+        ({"cluster": {"n_val": 0}}, "n_val"),
+        ({"bucket_defaults": {"r": "most"}}, "bucket_defaults.r"),
+        ({"bucket_defaults": {"colour": 1}}, "unknown bucket property"),
+        ({"node": []}, "no [[node]]"),
+        ({"node": [{"name": "n1", "http_port": 0, "peer_port": 5}]}, "port"),
+        ({"node": BASE["node"] * 2}, "appears twice"),
+    ],
+)
+def test_bad_config_is_rejected_with_reason(data, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_config({**BASE, **data}, Path("/tmp/cluster.toml"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "cluster.toml")

@@ -1,0 +1,164 @@
+"""The GET/PUT decision cores and quorum value parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from spinekv import dvv
+from spinekv import object as riak_object
+from spinekv.object import Content
+from spinekv.quorum import Failed, Found, GetCore, NotFound, PutCore, QuorumValueError, resolve
+
+
+def obj(value: bytes, actor: str = "a", base=dvv.EMPTY):
+    return riak_object.write(base, dvv.join(base), Content(value), actor, allow_mult=True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"), [("one", 1), ("quorum", 2), ("all", 3), ("2", 2), (3, 3), ("QUORUM", 2)]
+)
+def test_resolve_symbols_and_numbers(spec, expected):
+    assert resolve("r", spec, 3) == expected
+
+
+def test_resolve_default_uses_bucket_default():
+    assert resolve("w", "default", 5, "quorum") == 3
+
+
+@pytest.mark.parametrize("spec", ["4", "0", "-1", "many", "", "1.5"])
+def test_resolve_rejects_bad_r(spec):
+    with pytest.raises(QuorumValueError, match="r="):
+        resolve("r", spec, 3)
+
+
+def test_pr_may_be_zero_but_not_above_n():
+    assert resolve("pr", "0", 3) == 0
+    with pytest.raises(QuorumValueError):
+        resolve("pw", 4, 3)
+
+
+def core(r=2, pr=0, n=3, notfound_ok=True, primaries=3):
+    c = GetCore(n=n, r=r, pr=pr, notfound_ok=notfound_ok)
+    for i in range(n):
+        c.expect(i, i < primaries)
+    return c
+
+
+def test_get_answers_at_r_with_merged_object():
+    c = core()
+    a = obj(b"x")
+    c.add(0, Found(a))
+    assert c.outcome() is None
+    c.add(1, Found(a))
+    assert c.outcome() == Found(a)
+
+
+def test_get_merges_siblings_from_different_replicas():
+    c = core()
+    a, b = obj(b"x", "a"), obj(b"y", "b")
+    c.add(0, Found(a))
+    c.add(1, Found(b))
+    out = c.outcome()
+    assert isinstance(out, Found)
+    assert sorted(x.value for x in riak_object.contents(out.obj)) == [b"x", b"y"]
+
+
+def test_get_notfound_ok_counts_notfound_but_prefers_found_object():
+    c = core()
+    a = obj(b"x")
+    c.add(0, NotFound())
+    c.add(1, Found(a))
+    assert c.outcome() == Found(a)
+
+
+def test_get_all_notfound_is_notfound():
+    c = core()
+    c.add(0, NotFound())
+    c.add(1, NotFound())
+    assert c.outcome() == NotFound()
+
+
+def test_get_tombstone_reads_as_notfound():
+    a = obj(b"x")
+    dead = riak_object.write(a, dvv.join(a), riak_object.tombstone(5), "a", allow_mult=True)
+    c = core()
+    c.add(0, Found(dead))
+    c.add(1, Found(dead))
+    assert c.outcome() == NotFound()
+
+
+def test_get_fails_when_r_cannot_be_met_and_says_why():
+    c = core()
+    c.add(0, Failed("n2 (primary): Unreachable"))
+    assert c.outcome() is None
+    c.add(1, Failed("n3 (primary): RequestTimeout"))
+    out = c.outcome()
+    assert isinstance(out, Failed)
+    assert "r=2 unsatisfied" in out.reason and "n3" in out.reason
+
+
+def test_get_pr_counts_only_primaries():
+    c = core(r=2, pr=3, primaries=2)
+    a = obj(b"x")
+    out = c.outcome()
+    assert isinstance(out, Failed) and "pr=3" in out.reason
+    c2 = core(r=1, pr=2, primaries=2)
+    c2.add(2, Found(a))  # a fallback answers first
+    assert c2.outcome() is None
+    c2.add(0, Found(a))
+    assert c2.outcome() is None
+    c2.add(1, Found(a))
+    assert c2.outcome() == Found(a)
+
+
+def test_get_notfound_not_ok_waits_for_a_found_copy():
+    c = core(notfound_ok=False)
+    a = obj(b"x")
+    c.add(0, NotFound())
+    c.add(1, Found(a))
+    assert c.outcome() is None
+    c.add(2, NotFound())
+    # r=2 found copies are out of reach: that is an unmet quorum, not a 404
+    assert isinstance(c.outcome(), Failed)
+
+
+def test_repair_targets_are_missing_and_stale_replicas():
+    c = core()
+    old = obj(b"x")
+    new = riak_object.write(old, dvv.join(old), Content(b"y"), "b", allow_mult=True)
+    c.add(0, Found(new))
+    c.add(1, Found(old))
+    c.add(2, NotFound())
+    merged = c.merged()
+    assert merged == new
+    assert c.repair_targets(merged) == [1, 2]
+
+
+def test_put_answers_after_w_acks():
+    p = PutCore(n=3, w=2, dw=0, primaries=3)
+    p.add_ack(True, False)
+    assert not p.enough()
+    p.add_ack(True, False)
+    assert p.succeeded()
+
+
+def test_put_fails_when_w_out_of_reach_with_reasons():
+    p = PutCore(n=3, w=3, primaries=3)
+    p.add_ack(True, True)
+    p.add_failure(True, "n4 (primary): Unreachable")
+    reason = p.failure()
+    assert reason is not None and "w=3 unsatisfied" in reason and "n4" in reason
+
+
+def test_put_pw_needs_primary_acks():
+    p = PutCore(n=3, w=2, pw=3, primaries=2)
+    assert p.failure() is not None and "pw=3" in p.failure()
+
+
+def test_put_dw_counts_durable_acks_only():
+    p = PutCore(n=3, w=2, dw=2, primaries=3)
+    p.add_ack(True, False)
+    p.add_ack(True, True)
+    assert not p.succeeded()
+    p.add_ack(True, True)
+    assert p.succeeded()
