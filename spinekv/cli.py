@@ -1,0 +1,168 @@
+"""The `spinekv` command line: run and inspect the local cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from . import localcluster
+from .config import ClusterConfig, ConfigError, load_config
+
+console = Console()
+
+
+def _config(ctx: click.Context) -> ClusterConfig:
+    try:
+        return load_config(ctx.obj["config"])
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _names(config: ClusterConfig, names: tuple[str, ...]) -> list[str]:
+    unknown = [n for n in names if n not in config.node_names()]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown node(s) {', '.join(unknown)}; cluster.toml has {', '.join(config.node_names())}"
+        )
+    return list(names) or config.node_names()
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    default=lambda: os.environ.get("SPINEKV_CONFIG", "cluster.toml"),
+    show_default="cluster.toml or $SPINEKV_CONFIG",
+    help="The cluster.toml to use; node folders live in nodes/ beside it.",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str) -> None:
+    """spinekv: a Riak-style Dynamo key-value store. Run and inspect the local cluster."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config_path
+
+
+@main.command()
+@click.option("--detach", is_flag=True, help="Start in the background and return once serving.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for nodes.")
+@click.argument("names", nargs=-1)
+@click.pass_context
+def up(ctx: click.Context, detach: bool, timeout: float, names: tuple[str, ...]) -> None:
+    """Start the configured nodes (all, or those NAMED), each as its own process."""
+    config = _config(ctx)
+    wanted = _names(config, names)
+    procs: dict[str, subprocess.Popen] = {}
+    for name in wanted:
+        pid = localcluster.node_pid(config, name)
+        if pid is not None:
+            console.print(f"{name}: already running (pid {pid})")
+            continue
+        procs[name] = localcluster.start_node(config, name)
+    problems = localcluster.wait_serving(config, wanted, procs, timeout)
+    if problems:
+        for name, why in sorted(problems.items()):
+            console.print(f"[red]{name}: {why}[/red]")
+        if not detach:
+            _stop(config, list(procs))
+        sys.exit(1)
+    lagging = localcluster.wait_connected(config, wanted)
+    if lagging:
+        console.print(f"[yellow]still connecting to peers: {', '.join(lagging)}[/yellow]")
+    urls = ", ".join(f"{n} {config.node(n).http_url}" for n in wanted)
+    console.print(f"[green]serving[/green]: {urls}")
+    if detach:
+        return
+    console.print("Ctrl-C stops the nodes started here.")
+    try:
+        _watch(config, wanted, procs)
+    except KeyboardInterrupt:
+        pass
+    console.print("stopping ...")
+    _stop(config, list(procs))
+
+
+def _status_line(config: ClusterConfig, names: list[str], procs: dict) -> Text:
+    line = Text(time.strftime("%H:%M:%S "))
+    for st in localcluster.status(config, names):
+        proc = procs.get(st.name)
+        if proc is not None and proc.poll() is not None:
+            line.append(f" {st.name} exited({proc.returncode}) ", style="bold red")
+        elif st.serving:
+            line.append(f" {st.name} up ", style="green")
+        else:
+            line.append(f" {st.name} {st.state} ", style="yellow")
+    return line
+
+
+def _watch(config: ClusterConfig, names: list[str], procs: dict) -> None:
+    with Live(_status_line(config, names, procs), console=console, refresh_per_second=2) as live:
+        while True:
+            time.sleep(1.0)
+            live.update(_status_line(config, names, procs))
+
+
+def _stop(config: ClusterConfig, names: list[str]) -> None:
+    for name in names:
+        if localcluster.stop_node(config, name):
+            console.print(f"{name}: stopped")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.pass_context
+def down(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Stop the running nodes (all, or those NAMED)."""
+    config = _config(ctx)
+    stopped = 0
+    for name in _names(config, names):
+        if localcluster.stop_node(config, name):
+            console.print(f"{name}: stopped")
+            stopped += 1
+        else:
+            console.print(f"{name}: not running")
+    console.print(f"{stopped} node(s) stopped")
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show each node, its pid and whether it answers."""
+    config = _config(ctx)
+    table = Table(title=f"cluster {config.name} ({config.root / 'cluster.toml'})")
+    for column in ("node", "pid", "http", "peer port", "member", "state"):
+        table.add_column(column)
+    colours = {"serving": "green", "stopped": "dim", "not answering": "red"}
+    serving = 0
+    for st in localcluster.status(config):
+        spec = config.node(st.name)
+        serving += st.serving
+        table.add_row(
+            st.name,
+            str(st.pid or "-"),
+            st.url,
+            str(spec.peer_port),
+            "yes" if spec.member else "no",
+            Text(st.state, style=colours[st.state]),
+        )
+    console.print(table)
+    console.print(f"{serving} of {len(config.nodes)} nodes serving")
+
+
+@main.command("node")
+@click.argument("name")
+@click.pass_context
+def node_command(ctx: click.Context, name: str) -> None:
+    """Run node NAME in the foreground (what `up` starts for each node)."""
+    from .node.node import run_node
+
+    config = _config(ctx)
+    _names(config, (name,))
+    run_node(config.path, name)

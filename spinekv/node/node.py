@@ -1,0 +1,136 @@
+"""One spinekv node: storage, transport, membership, coordinator and HTTP wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from ..clock import Clock, SystemClock
+from ..config import ClusterConfig, load_config
+from ..http.admin import AdminHandlers
+from ..http.kv import KVHandlers
+from ..storage.base import Backend
+from ..storage.leveldb import LevelDBBackend
+from ..transport.base import Transport
+from ..transport.tcp import TcpTransport
+from .coordinator import Coordinator
+from .membership import Membership
+from .vnode import Vnodes
+
+log = logging.getLogger("spinekv.node")
+
+
+class Node:
+    """A node's parts; I/O (backend, transport) and time are injected."""
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        name: str,
+        *,
+        backend: Backend,
+        transport: Transport,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.spec = config.node(name)
+        self.name = name
+        self.backend = backend
+        self.transport = transport
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.membership = Membership(config, name, transport)
+        self.vnodes = Vnodes(name, backend, self.rng)
+        self.coordinator = Coordinator(name, self.membership, self.vnodes, transport, self._now_us)
+        self._runner: web.AppRunner | None = None
+
+    def _now_us(self) -> int:
+        return int(self.clock.time() * 1_000_000)
+
+    def http_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.max_object_size + 1)
+        kv = KVHandlers(self.config, self.coordinator, self._now_us)
+        admin = AdminHandlers(self.coordinator, self.config.n_val)
+        app.add_routes(kv.routes() + admin.routes())
+        return app
+
+    async def start(self, *, serve_http: bool = True) -> None:
+        await self.transport.start(self.coordinator.handle)
+        self.membership.start()
+        if serve_http:
+            self._runner = web.AppRunner(self.http_app(), access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(
+                self._runner, self.spec.host, self.spec.http_port, reuse_address=True
+            )
+            await site.start()
+        log.info(
+            "node %s serving http %s peer %d", self.name, self.spec.http_url, self.spec.peer_port
+        )
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.membership.stop()
+        await self.coordinator.close()
+        await self.transport.close()
+        self.backend.close()
+
+
+def build_node(config: ClusterConfig, name: str) -> Node:
+    """A node over real LevelDB files and real TCP, as `spinekv up` runs it."""
+    spec = config.node(name)
+    peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != name}
+    backend = LevelDBBackend(config.node_dir(name) / "data")
+    transport = TcpTransport(name, spec.host, spec.peer_port, peers)
+    return Node(config, name, backend=backend, transport=transport)
+
+
+async def _serve(config: ClusterConfig, name: str) -> None:
+    node = build_node(config, name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+        await stop.wait()
+        log.info("node %s stopping", name)
+    finally:
+        await node.stop()
+
+
+def run_node(config_path: str | Path, name: str) -> None:
+    """Run one node in this process until SIGTERM/SIGINT: pid file, log, event loop."""
+    config = load_config(config_path)
+    config.node(name)
+    node_dir = config.node_dir(name)
+    node_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=os.environ.get("SPINEKV_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    pid_file = node_dir / "node.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:  # uvloop is a dependency, but the node still runs without it
+            runner = asyncio.run
+        runner(_serve(config, name))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()

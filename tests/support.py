@@ -1,0 +1,60 @@
+"""Shared test helpers: free ports and throwaway cluster.toml files."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out as free; held open together so they are distinct."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def write_cluster_toml(
+    folder: Path,
+    nodes: int = 5,
+    *,
+    ring_size: int = 64,
+    n_val: int = 3,
+    extra: str = "",
+) -> Path:
+    """A cluster.toml for `nodes` nodes on free loopback ports; returns its path."""
+    ports = free_ports(2 * nodes)
+    lines = [
+        "[cluster]",
+        'name = "test"',
+        f"ring_size = {ring_size}",
+        f"n_val = {n_val}",
+        "request_timeout_ms = 5000",
+        "max_object_size = 65536",
+        "",
+        "[bucket_defaults]",
+        'r = "quorum"',
+        'w = "quorum"',
+        "",
+        "[bucket_types.records]",
+        "",
+        extra,
+    ]
+    for i in range(nodes):
+        lines += [
+            "[[node]]",
+            f'name = "n{i + 1}"',
+            'host = "127.0.0.1"',
+            f"http_port = {ports[2 * i]}",
+            f"peer_port = {ports[2 * i + 1]}",
+            "",
+        ]
+    path = folder / "cluster.toml"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,286 @@
+"""Several real nodes in one event loop: real TCP between them, HTTP in front, memory backends.
+
+These exercise the coordinators and the HTTP API quickly; tests/cluster/ does the
+same against separate OS processes over LevelDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+import pytest
+
+from spinekv import object as riak_object
+from spinekv.config import load_config
+from spinekv.node.node import Node
+from spinekv.storage.memory import MemoryBackend
+from spinekv.transport.tcp import TcpTransport
+from tests.support import write_cluster_toml
+
+
+class Cluster:
+    def __init__(self, config, nodes):
+        self.config = config
+        self.nodes = {n.name: n for n in nodes}
+
+    def url(self, name: str) -> str:
+        return self.config.node(name).http_url
+
+    async def stop(self, name: str) -> None:
+        await self.nodes.pop(name).stop()
+
+    def replicas(self, bucket_type: bytes, bucket: bytes, key: bytes):
+        """(partition, node) of every primary replica of a key."""
+        node = next(iter(self.nodes.values()))
+        ring = node.membership.ring
+        p = ring.partition_of(bucket_type, bucket, key)
+        return [(e.partition, e.node) for e in node.membership.preflist(p, 3) if e.primary]
+
+
+@pytest.fixture
+async def cluster(tmp_path):
+    config = load_config(write_cluster_toml(tmp_path, 5, ring_size=16))
+    nodes = []
+    for spec in config.nodes:
+        peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != spec.name}
+        transport = TcpTransport(spec.name, spec.host, spec.peer_port, peers)
+        node = Node(config, spec.name, backend=MemoryBackend(), transport=transport)
+        await node.start()
+        nodes.append(node)
+    c = Cluster(config, nodes)
+    deadline = asyncio.get_running_loop().time() + 10
+    while not all(a.membership.is_up(b.name) for a in nodes for b in nodes):
+        assert asyncio.get_running_loop().time() < deadline, "nodes never saw each other"
+        await asyncio.sleep(0.02)
+    try:
+        yield c
+    finally:
+        for node in list(c.nodes.values()):
+            await node.stop()
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        yield session
+
+
+async def test_write_on_one_node_read_on_every_other(cluster, http):
+    async with http.put(
+        f"{cluster.url('n1')}/buckets/b/keys/k",
+        data=b"hello",
+        headers={"Content-Type": "text/plain"},
+    ) as r:
+        assert r.status == 204
+        assert r.headers["X-Riak-Vclock"]
+    for name in ("n2", "n3", "n4", "n5"):
+        async with http.get(f"{cluster.url(name)}/buckets/b/keys/k") as r:
+            assert r.status == 200
+            assert await r.read() == b"hello"
+            assert r.headers["Content-Type"] == "text/plain"
+            assert r.headers["ETag"]
+
+
+async def test_missing_key_is_404_and_ping_works(cluster, http):
+    async with http.get(f"{cluster.url('n1')}/buckets/b/keys/missing") as r:
+        assert r.status == 404
+    async with http.get(f"{cluster.url('n2')}/ping") as r:
+        assert r.status == 200 and (await r.text()) == "OK"
+
+
+async def test_update_with_context_replaces_and_without_collapses_on_default_type(cluster, http):
+    base = f"{cluster.url('n1')}/buckets/b/keys/k"
+    async with http.put(base, data=b"one") as r:
+        vclock = r.headers["X-Riak-Vclock"]
+    async with http.put(base, data=b"two", headers={"X-Riak-Vclock": vclock}) as r:
+        assert r.status == 204
+    async with http.get(f"{cluster.url('n3')}/buckets/b/keys/k") as r:
+        assert await r.read() == b"two"
+
+
+async def test_concurrent_writes_in_allow_mult_type_become_siblings(cluster, http):
+    url = "/types/records/buckets/b/keys/k"
+    async with http.put(cluster.url("n1") + url, data=b"first") as r:
+        vclock = r.headers["X-Riak-Vclock"]
+    # Two writers both saw "first" and write concurrently through different nodes.
+    for name, value in (("n2", b"left"), ("n4", b"right")):
+        async with http.put(
+            cluster.url(name) + url, data=value, headers={"X-Riak-Vclock": vclock}
+        ) as r:
+            assert r.status == 204
+    async with http.get(cluster.url("n5") + url + "?r=all") as r:
+        assert r.status == 300
+        text = await r.text()
+        vtags = re.findall(r"^[a-z0-9]+$", text, re.M)
+        assert len(vtags) == 2
+        vclock = r.headers["X-Riak-Vclock"]
+    async with http.get(
+        cluster.url("n5") + url + "?r=all", headers={"Accept": "multipart/mixed"}
+    ) as r:
+        assert r.status == 300
+        assert r.headers["Content-Type"].startswith("multipart/mixed")
+        body = await r.read()
+        assert b"left" in body and b"right" in body
+    async with http.get(cluster.url("n1") + url + f"?vtag={vtags[0]}") as r:
+        assert r.status == 200
+        assert await r.read() in (b"left", b"right")
+    # A write carrying the merged context resolves the siblings.
+    async with http.put(
+        cluster.url("n3") + url, data=b"resolved", headers={"X-Riak-Vclock": vclock}
+    ) as r:
+        assert r.status == 204
+    async with http.get(cluster.url("n2") + url + "?r=all") as r:
+        assert r.status == 200 and await r.read() == b"resolved"
+
+
+async def test_delete_writes_tombstone_and_key_reads_404(cluster, http):
+    url = cluster.url("n1") + "/buckets/b/keys/gone"
+    async with http.put(url, data=b"x") as r:
+        assert r.status == 204
+    async with http.delete(cluster.url("n2") + "/buckets/b/keys/gone") as r:
+        assert r.status == 204
+    async with http.get(cluster.url("n3") + "/buckets/b/keys/gone") as r:
+        assert r.status == 404
+    # The tombstone is on the replicas, not a missing record.
+    statuses = set()
+    for partition, name in cluster.replicas(b"default", b"b", b"gone"):
+        obj = cluster.nodes[name].vnodes.get(partition, b"\x00\x07default\x00\x01bgone")
+        statuses.add(obj is not None and riak_object.is_tombstone(obj))
+    assert statuses == {True}
+    async with http.delete(cluster.url("n2") + "/buckets/b/keys/never") as r:
+        assert r.status == 404
+
+
+async def test_post_without_key_creates_one(cluster, http):
+    async with http.post(cluster.url("n1") + "/types/records/buckets/b/keys", data=b"new") as r:
+        assert r.status == 201
+        location = r.headers["Location"]
+    assert location.startswith("/types/records/buckets/b/keys/")
+    async with http.get(cluster.url("n2") + location) as r:
+        assert await r.read() == b"new"
+
+
+async def test_returnbody(cluster, http):
+    async with http.put(
+        cluster.url("n1") + "/buckets/b/keys/rb?returnbody=true",
+        data=b"body",
+        headers={"Content-Type": "application/json"},
+    ) as r:
+        assert r.status == 200
+        assert await r.read() == b"body"
+        assert r.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "reason"),
+    [
+        ("GET", "/buckets/b/keys/k?r=7", {}, 400, "r=7 is out of range"),
+        ("GET", "/buckets/b/keys/k?r=lots", {}, 400, "not a number"),
+        ("PUT", "/buckets/b/keys/k?w=0", {}, 400, "w=0 is out of range"),
+        ("PUT", "/buckets/b/keys/k?dw=x", {}, 400, "dw="),
+        ("PUT", "/buckets/b/keys/k?returnbody=maybe", {}, 400, "returnbody"),
+        ("PUT", "/buckets/b/keys/k?timeout=-5", {}, 400, "timeout"),
+        ("PUT", "/buckets/b/keys/k", {"X-Riak-Vclock": "!!!"}, 400, "X-Riak-Vclock"),
+        ("PUT", "/types/nosuch/buckets/b/keys/k", {}, 400, "unknown bucket type 'nosuch'"),
+        ("GET", "/types/nosuch/buckets/b/keys/k", {}, 400, "unknown bucket type"),
+    ],
+)
+async def test_bad_input_is_4xx_with_reason_and_changes_nothing(
+    cluster, http, method, path, headers, status, reason
+):
+    async with http.request(method, cluster.url("n1") + path, data=b"bad", headers=headers) as r:
+        assert r.status == status
+        assert reason in await r.text()
+    async with http.get(cluster.url("n2") + "/buckets/b/keys/k") as r:
+        assert r.status == 404
+
+
+async def test_value_over_size_limit_is_refused(cluster, http):
+    too_big = b"x" * (cluster.config.max_object_size + 1)
+    async with http.put(cluster.url("n1") + "/buckets/b/keys/big", data=too_big) as r:
+        assert r.status == 413
+        assert "max_object_size" in await r.text()
+    async with http.get(cluster.url("n2") + "/buckets/b/keys/big") as r:
+        assert r.status == 404
+
+
+async def wait_until_down(node, names, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while any(node.membership.is_up(n) for n in names):
+        assert asyncio.get_running_loop().time() < deadline, f"{names} not seen down"
+        await asyncio.sleep(0.05)
+
+
+async def test_quorums_with_a_node_down(cluster, http):
+    key = b"downkey"
+    replicas = cluster.replicas(b"default", b"b", key)
+    down = replicas[0][1]
+    coordinator = next(n for n in cluster.nodes if n != down)
+    url = f"{cluster.url(coordinator)}/buckets/b/keys/{key.decode()}"
+    async with http.put(url, data=b"v1") as r:
+        assert r.status == 204
+    await cluster.stop(down)
+    # r=2 / w=2 still succeed with two primaries up.
+    async with http.put(url + "?w=2", data=b"v2") as r:
+        assert r.status == 204
+    async with http.get(url + "?r=2") as r:
+        assert r.status == 200 and await r.read() == b"v2"
+    # pw=3 cannot be met: the 503 names the quorum.
+    async with http.put(url + "?pw=3", data=b"v3") as r:
+        assert r.status == 503
+        assert "pw=3" in await r.text()
+    async with http.get(url + "?pr=3") as r:
+        assert r.status == 503
+        assert "pr=3" in await r.text()
+    # w=3 succeeds through a fallback (sloppy quorum) once the node is seen down.
+    await wait_until_down(cluster.nodes[coordinator], {down})
+    async with http.put(url + "?w=3", data=b"v4") as r:
+        assert r.status == 204
+    async with http.get(url + "?r=2") as r:
+        assert await r.read() == b"v4"
+
+
+async def test_unmeetable_quorum_is_503_not_a_hang(cluster, http):
+    key = b"lonely"
+    replicas = cluster.replicas(b"default", b"b", key)
+    survivor = next(n for n in cluster.nodes if n not in {name for _, name in replicas})
+    for name in list(cluster.nodes):
+        if name != survivor:
+            await cluster.stop(name)
+    url = f"{cluster.url(survivor)}/buckets/b/keys/{key.decode()}"
+    await wait_until_down(
+        cluster.nodes[survivor], {n.name for n in cluster.config.nodes} - {survivor}
+    )
+    # Every primary is down: a quorum of primaries cannot be met, and the answer says so.
+    async with http.put(url + "?pw=1&timeout=2000", data=b"v") as r:
+        assert r.status == 503
+        assert "pw=1 unsatisfied" in await r.text()
+    async with http.get(url + "?pr=1&timeout=2000") as r:
+        assert r.status == 503
+        assert "pr=1 unsatisfied" in await r.text()
+    # Sloppy quorum: fallback vnodes on the one live node accept w=3 (Riak does the same;
+    # node_confirms, which counts physical nodes, is what refuses this).
+    async with http.put(url + "?w=3", data=b"v") as r:
+        assert r.status == 204, await r.text()
+
+
+async def test_read_repair_restores_a_removed_replica(cluster, http):
+    key = b"repairme"
+    url = f"{cluster.url('n1')}/buckets/b/keys/{key.decode()}"
+    async with http.put(url + "?w=3", data=b"v") as r:
+        assert r.status == 204
+    partition, victim = cluster.replicas(b"default", b"b", key)[1]
+    okey = b"\x00\x07default\x00\x01b" + key
+    backend = cluster.nodes[victim].backend
+    assert backend.get(partition, okey) is not None
+    backend.delete(partition, okey)
+    async with http.get(url + "?r=2") as r:
+        assert r.status == 200
+    deadline = asyncio.get_running_loop().time() + 5
+    while backend.get(partition, okey) is None:
+        assert asyncio.get_running_loop().time() < deadline, "read repair did not happen"
+        await asyncio.sleep(0.02)
+    restored = riak_object.decode(backend.get(partition, okey))
+    assert [c.value for c in riak_object.contents(restored)] == [b"v"]
