@@ -1,0 +1,585 @@
+"""TCP transport: length-prefixed msgpack frames, one pipelined connection per peer."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import msgpack
+
+from spinekv.transport.base import (
+    Handler,
+    RemoteError,
+    RequestTimeout,
+    TransportError,
+    Unreachable,
+)
+
+__all__ = ["FrameTooLarge", "TcpTransport"]
+
+log = logging.getLogger("spinekv.transport")
+
+# Frame kinds: payload is [kind, request_id, body].
+KIND_REQUEST = 0
+KIND_REPLY = 1
+KIND_ERROR = 2
+KIND_HELLO = 3
+
+_HEADER = struct.Struct(">I")
+_pack_header = _HEADER.pack
+_unpack_header = _HEADER.unpack_from
+_HEADER_SIZE = _HEADER.size
+
+# Clock for reconnect backoff. Deliberately not loop.time(): uvloop caches that per iteration,
+# and is_reachable() may be asked from outside a loop. A module attribute so tests can drive it.
+_now = time.monotonic
+
+
+class FrameTooLarge(TransportError):
+    """A request (or its reply) would exceed the transport's max_frame."""
+
+
+def _unpack(data: Any) -> Any:
+    # strict_map_key=False: messages are "any msgpack-able value", which includes int-keyed maps.
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _expire(fut: asyncio.Future[Any], peer: str, timeout: float) -> None:
+    """Deadline timer for one request (cheaper than wait_for: no extra task or shield)."""
+    if not fut.done():
+        fut.set_exception(RequestTimeout(f"no reply from {peer} within {timeout:g}s"))
+
+
+class _Connection(asyncio.Protocol):
+    """Framing shared by both ends of a link: turns the byte stream into decoded frames."""
+
+    role = "?"
+
+    def __init__(self, owner: TcpTransport) -> None:
+        self.owner = owner
+        self.max_frame = owner.max_frame
+        self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop  # set by connection_made
+        self.closed = False
+        self.peername: Any = None
+        self._buf = bytearray()
+        # Frames queued behind the first write of this loop iteration (None: nothing queued).
+        self._wqueue: list[bytes] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Not an isinstance check: uvloop's transports don't subclass asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
+        self.loop = asyncio.get_running_loop()
+        self.peername = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                # Small request/reply frames must not wait for Nagle; keepalive eventually
+                # notices a peer that vanished without a FIN.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            except (OSError, AttributeError):
+                pass
+
+    def describe(self) -> str:
+        return f"{self.role} connection {self.peername}"
+
+    def send(self, frame: bytes) -> None:
+        """Write one frame, coalescing the frames of one loop iteration into one syscall.
+
+        The first frame goes out at once (no added latency for a lone request); the rest that
+        pile up during the same iteration, typical under pipelining, are flushed together by
+        one call_soon, instead of costing one send() each.
+        """
+        queue = self._wqueue
+        if queue is not None:
+            queue.append(frame)
+            return
+        self._wqueue = []
+        self.loop.call_soon(self._flush)
+        self.transport.write(frame)  # type: ignore[union-attr]
+
+    def _flush(self) -> None:
+        queue = self._wqueue
+        self._wqueue = None
+        if not queue or self.closed:
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        # writelines: uvloop hands the list to one writev() without joining it.
+        transport.writelines(queue)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        buf = self._buf
+        buf += data
+        n = len(buf)
+        pos = 0
+        error: str | None = None
+        # Decode straight out of the buffer through a memoryview so a frame is never copied
+        # before msgpack sees it; the view must be released before the buffer is resized.
+        with memoryview(buf) as view:
+            while n - pos >= _HEADER_SIZE:
+                (size,) = _unpack_header(buf, pos)
+                if size > self.max_frame:
+                    error = f"frame of {size} bytes exceeds max_frame ({self.max_frame})"
+                    break
+                start = pos + _HEADER_SIZE
+                end = start + size
+                if end > n:
+                    break
+                try:
+                    frame = _unpack(view[start:end])
+                except Exception as exc:
+                    error = f"undecodable frame ({type(exc).__name__}: {exc})"
+                    break
+                pos = end
+                if (
+                    type(frame) is not list
+                    or len(frame) != 3
+                    or type(frame[0]) is not int
+                    or type(frame[1]) is not int
+                ):
+                    error = f"malformed frame {_preview(frame)}"
+                    break
+                error = self.frame_received(frame[0], frame[1], frame[2])
+                if error is not None:
+                    break
+        if error is not None:
+            self.protocol_error(error)
+        elif pos == n:
+            buf.clear()
+        elif pos:
+            del buf[:pos]
+
+    def frame_received(self, kind: int, rid: int, body: Any) -> str | None:
+        """Handle one decoded frame; return a reason string to drop the connection."""
+        raise NotImplementedError
+
+    def protocol_error(self, reason: str) -> None:
+        raise NotImplementedError
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class _Outbound(_Connection):
+    """The link this node dialled to a peer: carries our requests and their replies."""
+
+    role = "outbound"
+
+    def __init__(self, owner: TcpTransport, peer: str) -> None:
+        super().__init__(owner)
+        self.peer = peer
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+
+    def describe(self) -> str:
+        return f"outbound connection to {self.peer} {self.peername}"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Tracked from the start: a dial cancelled by close() right after connecting would
+        # otherwise leave this link open with nobody holding it.
+        self.owner._outbound.add(self)
+        # The hello goes out before any request so the peer can name the source of each one.
+        assert self.transport is not None
+        self.transport.write(self.owner._hello)
+
+    def frame_received(self, kind: int, rid: int, body: Any) -> str | None:
+        if kind == KIND_REPLY:
+            fut = self.pending.pop(rid, None)
+            # None: the request timed out or was cancelled; a late reply is simply dropped.
+            if fut is not None and not fut.done():
+                fut.set_result(body)
+            return None
+        if kind == KIND_ERROR:
+            fut = self.pending.pop(rid, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(RemoteError(body if isinstance(body, str) else repr(body)))
+            return None
+        return f"unexpected frame kind {kind} from the accepting side"
+
+    def protocol_error(self, reason: str) -> None:
+        log.warning("closing %s: %s", self.describe(), reason)
+        self.drop(f"peer {self.peer} sent a bad frame: {reason}", mark_down=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        detail = f": {exc}" if exc is not None else ""
+        self.drop(f"connection to {self.peer} lost{detail}", mark_down=True)
+
+    def drop(self, reason: str, *, mark_down: bool, abort: bool = False) -> None:
+        """Tear the link down once: fail everything pending on it, tell the owner."""
+        if self.closed:
+            return
+        self.closed = True
+        self._buf = bytearray()
+        pending, self.pending = self.pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(Unreachable(reason))
+        self.owner._outbound.discard(self)
+        self.owner._outbound_dropped(self, reason, mark_down)
+        if self.transport is not None:
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
+
+
+class _Inbound(_Connection):
+    """A link a peer dialled to us: carries its requests and our replies."""
+
+    role = "inbound"
+
+    def __init__(self, owner: TcpTransport) -> None:
+        super().__init__(owner)
+        self.source: str | None = None
+
+    def describe(self) -> str:
+        who = self.source if self.source is not None else "unidentified peer"
+        return f"inbound connection from {who} {self.peername}"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.owner._inbound.add(self)
+        self.owner.accepted += 1
+
+    def frame_received(self, kind: int, rid: int, body: Any) -> str | None:
+        if kind == KIND_REQUEST:
+            if self.source is None:
+                return "request before hello"
+            # Each request is its own task so one slow handler doesn't stall the connection.
+            self.owner._spawn(self._serve(rid, body))
+            return None
+        if kind == KIND_HELLO:
+            if self.source is not None:
+                return "second hello"
+            if not isinstance(body, str):
+                return f"hello with a non-string name {_preview(body)}"
+            self.source = body
+            return None
+        return f"unexpected frame kind {kind} from the dialling side"
+
+    async def _serve(self, rid: int, body: Any) -> None:
+        owner = self.owner
+        handler = owner._handler
+        assert handler is not None and self.source is not None
+        try:
+            reply = await handler(self.source, body)
+            payload = owner._packer.pack([KIND_REPLY, rid, reply])
+            if len(payload) > self.max_frame:
+                raise FrameTooLarge(
+                    f"reply of {len(payload)} bytes exceeds max_frame ({self.max_frame})"
+                )
+        except Exception as exc:
+            # The peer gets the reason; the traceback stays here, where the bug is.
+            log.exception("handler failed on request %d from %s", rid, self.source)
+            payload = owner._packer.pack([KIND_ERROR, rid, f"{type(exc).__name__}: {exc}"])
+        transport = self.transport
+        # The requester may have gone away meanwhile; its request already failed over there.
+        if not self.closed and transport is not None and not transport.is_closing():
+            self.send(_pack_header(len(payload)) + payload)
+
+    def protocol_error(self, reason: str) -> None:
+        log.warning("closing %s: %s", self.describe(), reason)
+        self.closed = True
+        self._buf = bytearray()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Handlers already running are left to finish (a write may be half done); their
+        # replies are discarded. close() is what cancels them.
+        self.closed = True
+        self._buf = bytearray()
+        self.owner._inbound.discard(self)
+
+
+class _Peer:
+    """What this node knows about the link to one peer."""
+
+    __slots__ = ("addr", "backoff", "conn", "connecting", "down_until", "last_error", "name")
+
+    def __init__(self, name: str, addr: tuple[str, int], backoff: float) -> None:
+        self.name = name
+        self.addr = addr
+        self.conn: _Outbound | None = None
+        # The one in-flight connect attempt, shared by every request that needs it.
+        self.connecting: asyncio.Task[_Outbound | str] | None = None
+        self.down_until = 0.0
+        self.backoff = backoff
+        self.last_error = ""
+
+
+class TcpTransport:
+    """Request/reply messaging over TCP (see spinekv.transport.base.Transport).
+
+    Every peer is reached through one persistent, pipelined outbound connection that this node
+    dials lazily on the first request; the peer's requests to us arrive on the connection it
+    dialled. Message values must be msgpack-able; tuples arrive as lists.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        peers: Mapping[str, tuple[str, int]],
+        *,
+        connect_timeout: float = 1.0,
+        backoff_min: float = 0.05,
+        backoff_max: float = 2.0,
+        max_frame: int = 64 * 1024 * 1024,
+    ) -> None:
+        if connect_timeout <= 0:
+            raise ValueError("connect_timeout must be positive")
+        if not 0 < backoff_min <= backoff_max:
+            raise ValueError("need 0 < backoff_min <= backoff_max")
+        if not 0 < max_frame < 2**32:
+            raise ValueError("max_frame must be in 1 .. 2**32 - 1 (4-byte length prefix)")
+        self.name = name
+        self.host = host
+        # Becomes the bound port after start() when 0 was asked for.
+        self.port = port
+        self.connect_timeout = connect_timeout
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.max_frame = max_frame
+        # Counters for stats and tests: connections accepted from peers / connect attempts made.
+        self.accepted = 0
+        self.dialled = 0
+        self._peers: dict[str, _Peer] = {}
+        self._handler: Handler | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbound: set[_Inbound] = set()
+        self._outbound: set[_Outbound] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # One reusable Packer: packb() would build a fresh one per message.
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._ids = itertools.count(1)
+        self._closed = False
+        hello = self._packer.pack([KIND_HELLO, 0, name])
+        self._hello = _pack_header(len(hello)) + hello
+        self.update_peers(peers)
+
+    # -- membership -----------------------------------------------------------------------
+
+    def update_peers(self, peers: Mapping[str, tuple[str, int]]) -> None:
+        """Replace the peer table; links to removed or moved peers are dropped."""
+        wanted = {
+            name: (str(host), int(port))
+            for name, (host, port) in peers.items()
+            if name != self.name
+        }
+        for name in list(self._peers):
+            if name not in wanted:
+                self._forget(self._peers.pop(name), f"peer {name} was removed")
+        for name, addr in wanted.items():
+            state = self._peers.get(name)
+            if state is not None and state.addr == addr:
+                continue
+            if state is not None:
+                self._forget(state, f"peer {name} moved to {addr[0]}:{addr[1]}")
+            # A fresh record: an in-flight dial to the old address sees it is stale and gives up.
+            self._peers[name] = _Peer(name, addr, self.backoff_min)
+
+    def peers(self) -> dict[str, tuple[str, int]]:
+        """The current peer table (without this node)."""
+        return {name: state.addr for name, state in self._peers.items()}
+
+    def _forget(self, state: _Peer, reason: str) -> None:
+        if state.conn is not None:
+            state.conn.drop(reason, mark_down=False)
+
+    # -- serving ----------------------------------------------------------------------------
+
+    async def start(self, handler: Handler) -> None:
+        """Listen on (host, port) and answer every peer request with `handler`."""
+        if self._closed:
+            raise RuntimeError("transport is closed")
+        if self._server is not None:
+            raise RuntimeError("transport already started")
+        self._handler = handler
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(
+            lambda: _Inbound(self), self.host, self.port, reuse_address=True
+        )
+        if self.port == 0:
+            self.port = self._server.sockets[0].getsockname()[1]
+
+    def _spawn(self, coro: Any) -> None:
+        task = self._loop.create_task(coro)  # type: ignore[union-attr]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- requesting -------------------------------------------------------------------------
+
+    async def request(self, peer: str, message: Any, timeout: float) -> Any:
+        """Send `message` to `peer` and return its reply.
+
+        Raises Unreachable, RequestTimeout or RemoteError (FrameTooLarge if the message is
+        bigger than max_frame); never waits past `timeout`.
+        """
+        state = self._peers.get(peer)
+        if state is None:
+            if peer == self.name:
+                raise Unreachable(f"{peer!r} is this node; the transport does not loop back")
+            raise Unreachable(f"no peer named {peer!r}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        rid = next(self._ids)
+        payload = self._packer.pack([KIND_REQUEST, rid, message])
+        if len(payload) > self.max_frame:
+            raise FrameTooLarge(
+                f"request of {len(payload)} bytes exceeds max_frame ({self.max_frame})"
+            )
+        conn = state.conn
+        if conn is None or conn.closed or conn.transport.is_closing():  # type: ignore[union-attr]
+            conn = await self._connection(state, loop, deadline, timeout)
+        fut = loop.create_future()
+        pending = conn.pending
+        pending[rid] = fut
+        timer = loop.call_at(deadline, _expire, fut, peer, timeout)
+        try:
+            try:
+                conn.send(_pack_header(len(payload)) + payload)
+            except (RuntimeError, OSError) as exc:
+                # uvloop refuses writes to a transport it has already closed.
+                conn.drop(f"connection to {peer} failed: {exc}", mark_down=True)
+                raise Unreachable(f"connection to {peer} failed: {exc}") from exc
+            return await fut
+        finally:
+            timer.cancel()
+            # Drops the entry on timeout/cancellation so a late reply finds nothing to resolve.
+            pending.pop(rid, None)
+
+    async def _connection(
+        self, state: _Peer, loop: asyncio.AbstractEventLoop, deadline: float, timeout: float
+    ) -> _Outbound:
+        """The slow path of request(): get a live connection, dialling if need be."""
+        if self._closed:
+            raise Unreachable("transport is closed")
+        conn = state.conn
+        if conn is not None and not conn.closed:
+            # uvloop can close a transport (e.g. on ECONNRESET) a little before connection_lost
+            # runs; writing to it would raise, so treat the link as dropped right away.
+            conn.drop(f"connection to {state.name} closed", mark_down=True)
+        task = state.connecting
+        if task is None:
+            if _now() < state.down_until:
+                raise Unreachable(f"peer {state.name} is down: {state.last_error}")
+            task = state.connecting = loop.create_task(self._dial(state))
+        if not task.done():
+            # asyncio.wait neither cancels the shared dial on timeout nor raises its errors.
+            await asyncio.wait((task,), timeout=max(0.0, deadline - loop.time()))
+            if not task.done():
+                raise RequestTimeout(f"no connection to {state.name} within {timeout:g}s")
+        if task.cancelled():
+            raise Unreachable("transport is closed")
+        result = task.result()
+        if isinstance(result, str):
+            raise Unreachable(result)
+        return result
+
+    async def _dial(self, state: _Peer) -> _Outbound | str:
+        """Connect to a peer; returns the connection or why it failed (never raises)."""
+        host, port = state.addr
+        loop = asyncio.get_running_loop()
+        self.dialled += 1
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Outbound(self, state.name), host, port
+                )
+        except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                detail = f"connect timed out after {self.connect_timeout:g}s"
+            else:
+                detail = f"{type(exc).__name__}: {exc}"
+            reason = f"cannot connect to {state.name} at {host}:{port}: {detail}"
+            if not self._closed and self._peers.get(state.name) is state:
+                self._mark_down(state, reason)
+            return reason
+        finally:
+            state.connecting = None
+        if self._closed or self._peers.get(state.name) is not state:
+            conn.drop("transport closed or peer changed while connecting", mark_down=False)
+            return f"peer {state.name} was closed or changed while connecting"
+        if conn.closed:
+            return f"connection to {state.name} dropped right after connecting"
+        state.conn = conn
+        state.backoff = self.backoff_min
+        state.down_until = 0.0
+        if state.last_error:
+            log.info("reconnected to %s at %s:%d", state.name, host, port)
+            state.last_error = ""
+        return conn
+
+    def _mark_down(self, state: _Peer, reason: str) -> None:
+        delay = state.backoff
+        was_up = state.down_until == 0.0 and not state.last_error
+        state.down_until = _now() + delay
+        state.last_error = reason
+        state.backoff = min(delay * 2, self.backoff_max)
+        # Warn on the transition only; repeated failures while down would flood the log.
+        level = logging.WARNING if was_up else logging.DEBUG
+        log.log(level, "%s (retry in %.2fs)", reason, delay)
+
+    def _outbound_dropped(self, conn: _Outbound, reason: str, mark_down: bool) -> None:
+        state = self._peers.get(conn.peer)
+        if state is None or state.conn is not conn:
+            return
+        state.conn = None
+        if mark_down and not self._closed:
+            self._mark_down(state, reason)
+
+    def is_reachable(self, peer: str) -> bool:
+        """False for an unknown peer and while in reconnect backoff; True otherwise."""
+        state = self._peers.get(peer)
+        if state is None:
+            return False
+        return _now() >= state.down_until
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop listening, drop every connection, fail pending requests, cancel handlers."""
+        if self._closed:
+            return
+        self._closed = True
+        server = self._server
+        if server is not None:
+            server.close()
+        waits: list[asyncio.Task[Any]] = []
+        for state in self._peers.values():
+            if state.connecting is not None:
+                state.connecting.cancel()
+                waits.append(state.connecting)
+        for outbound in list(self._outbound):
+            outbound.drop("transport closed", mark_down=False, abort=True)
+        for conn in list(self._inbound):
+            conn.abort()
+        for task in self._tasks:
+            task.cancel()
+        waits.extend(self._tasks)
+        if waits:
+            # Bounded: a handler that swallows its cancellation must not hang shutdown.
+            await asyncio.wait(waits, timeout=5.0)
+        if server is not None:
+            await server.wait_closed()

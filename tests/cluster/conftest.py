@@ -1,0 +1,134 @@
+"""A real local cluster for each test: node processes over LevelDB in a temporary folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from spinekv import localcluster
+from spinekv.config import load_config
+from tests.support import write_cluster_toml
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class ProcessCluster:
+    """Drives `spinekv` against a throwaway cluster.toml, as a user would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.config = load_config(path)
+
+    def cli(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "spinekv", "--config", str(self.path), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def up(self, *names: str) -> None:
+        result = self.cli("up", "--detach", *names)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def pid(self, name: str) -> int | None:
+        return localcluster.node_pid(self.config, name)
+
+    def url(self, name: str) -> str:
+        return self.config.node(name).http_url
+
+    def kill9(self, name: str) -> None:
+        pid = self.pid(name)
+        assert pid is not None, f"{name} is not running"
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: self.pid(name) is None, f"{name} to die")
+
+    def request(
+        self,
+        method: str,
+        name: str,
+        path: str,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 20,
+    ) -> Response:
+        req = urllib.request.Request(
+            self.url(name) + path, data=data, headers=headers or {}, method=method
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return Response(resp.status, dict(resp.headers), resp.read())
+        except urllib.error.HTTPError as err:
+            return Response(err.code, dict(err.headers), err.read())
+
+    def replicas(self, name: str, bucket: str, key: str) -> list[dict]:
+        path = f"/admin/replicas/types/default/buckets/{bucket}/keys/{key}"
+        return self.request("GET", name, path).json()["replicas"]
+
+    def kill_all(self) -> None:
+        """Last-resort cleanup: SIGKILL every node process still recorded in a pid file."""
+        for name in self.config.node_names():
+            pid = self.pid(name)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def logs(self) -> str:
+        out = []
+        for name in self.config.node_names():
+            log = self.config.node_dir(name) / "log"
+            if log.exists():
+                out.append(f"--- {name} ---\n" + log.read_text()[-3000:])
+        return "\n".join(out)
+
+
+def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    c = ProcessCluster(write_cluster_toml(tmp_path, 5))
+    try:
+        c.up()
+        yield c
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            print(c.logs())
+        c.cli("down", timeout=60)
+        c.kill_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
