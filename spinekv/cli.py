@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,9 +30,8 @@ def _config(ctx: click.Context) -> ClusterConfig:
 def _names(config: ClusterConfig, names: tuple[str, ...]) -> list[str]:
     unknown = [n for n in names if n not in config.node_names()]
     if unknown:
-        raise click.BadParameter(
-            f"unknown node(s) {', '.join(unknown)}; cluster.toml has {', '.join(config.node_names())}"
-        )
+        have = ", ".join(config.node_names())
+        raise click.BadParameter(f"unknown node(s) {', '.join(unknown)}; cluster.toml has {have}")
     return list(names) or config.node_names()
 
 
@@ -81,10 +81,8 @@ def up(ctx: click.Context, detach: bool, timeout: float, names: tuple[str, ...])
     if detach:
         return
     console.print("Ctrl-C stops the nodes started here.")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _watch(config, wanted, procs)
-    except KeyboardInterrupt:
-        pass
     console.print("stopping ...")
     _stop(config, list(procs))
 

@@ -182,9 +182,7 @@ class Coordinator:
             entry = prefs[i]
             log.debug("read repair of %r on %s/%d", okey, entry.node, entry.partition)
             if entry.node == self.me:
-                self.vnodes.merge(
-                    entry.partition, okey, merged, allow_mult=props.allow_mult, sync=False
-                )
+                self.vnodes.merge(entry.partition, okey, merged, allow_mult=props.allow_mult)
             else:
                 message = ["put", entry.partition, okey, encoded, False, props.allow_mult]
                 self._spawn(self._best_effort(entry.node, message))
@@ -242,12 +240,10 @@ class Coordinator:
                 content,
                 allow_mult=props.allow_mult,
                 last_write_wins=props.last_write_wins,
-                sync=sync,
             )
         except Exception as exc:
             log.exception("coordinating write failed")
             return Failed(f"coordinator {self.me} could not write: {exc}")
-        core.add_ack(local.primary, sync)
         answer: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
 
         def settle() -> None:
@@ -265,21 +261,29 @@ class Coordinator:
                 core.add_failure(entry.primary, _describe(entry, exc))
             settle()
 
-        settle()
         encoded = riak_object.encode(obj)
         for entry in prefs:
-            if entry is local:
-                continue
             if entry.node == self.me:
-                # Another vnode of this node (a second fallback here): apply it directly.
-                self.vnodes.merge(
-                    entry.partition, okey, obj, allow_mult=props.allow_mult, sync=sync
-                )
-                on_reply(entry, None, sync)
+                # The coordinating vnode, or another vnode here (a second fallback).
+                if entry is not local:
+                    self.vnodes.merge(entry.partition, okey, obj, allow_mult=props.allow_mult)
+                if sync:
+                    self._spawn(self._local_durable(entry, on_reply))
+                else:
+                    on_reply(entry, None, False)
                 continue
             message = ["put", entry.partition, okey, encoded, sync, props.allow_mult]
             self._spawn(self._replicate(entry, message, opts.timeout, on_reply))
         return await answer
+
+    async def _local_durable(self, entry: PrefEntry, on_reply: Any) -> None:
+        try:
+            await self.vnodes.flush()
+        except Exception as exc:
+            log.exception("fsync failed")
+            on_reply(entry, exc, False)
+        else:
+            on_reply(entry, None, True)
 
     async def _replicate(
         self, entry: PrefEntry, message: list, timeout: float, on_reply: Any
@@ -354,9 +358,9 @@ class Coordinator:
             return self.vnodes.get_raw(partition, okey)
         if op == "put":
             _, partition, okey, encoded, sync, allow_mult = message
-            self.vnodes.merge(
-                partition, okey, riak_object.decode(encoded), allow_mult=allow_mult, sync=sync
-            )
+            self.vnodes.merge(partition, okey, riak_object.decode(encoded), allow_mult=allow_mult)
+            if sync:
+                await self.vnodes.flush()
             return sync
         if op == "coord_put":
             return await self._handle_coord_put(message)

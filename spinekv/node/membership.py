@@ -52,10 +52,8 @@ class Membership:
 
     async def _probe(self, peer: str) -> None:
         was_up = self._transport.is_reachable(peer)
-        try:
+        with contextlib.suppress(TransportError):
             await self._transport.request(peer, ["ping"], self._probe_interval)
-        except TransportError:
-            pass
         now_up = self._transport.is_reachable(peer)
         if was_up != now_up:
             log.info("peer %s is %s", peer, "up" if now_up else "down")

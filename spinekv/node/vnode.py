@@ -2,7 +2,9 @@
 
 All partitions share one backend; a vnode is the key range of its partition.
 Each call is a read-modify-write done synchronously on the event loop, so no two
-writes to one key interleave on a node.
+writes to one key interleave on a node. Writes never wait for the disk; a
+caller that needs them durable awaits `flush()`, which shares one fsync among
+everyone waiting (group commit).
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ class Vnodes:
         *,
         allow_mult: bool,
         last_write_wins: bool,
-        sync: bool,
     ) -> DVVSet:
         """Apply a client write as a new event of this vnode; returns the stored object."""
         obj = riak_object.write(
@@ -66,14 +67,16 @@ class Vnodes:
             allow_mult=allow_mult,
             last_write_wins=last_write_wins,
         )
-        self.backend.put(partition, okey, riak_object.encode(obj), sync=sync)
+        self.backend.put(partition, okey, riak_object.encode(obj))
         return obj
 
-    def merge(
-        self, partition: int, okey: bytes, incoming: DVVSet, *, allow_mult: bool, sync: bool
-    ) -> None:
+    def merge(self, partition: int, okey: bytes, incoming: DVVSet, *, allow_mult: bool) -> None:
         """Merge a replica sent by a coordinator (or read repair) into the local copy."""
         local = self.get(partition, okey)
         merged = riak_object.merge(local, incoming, allow_mult=allow_mult)
         if merged != local:
-            self.backend.put(partition, okey, riak_object.encode(merged), sync=sync)
+            self.backend.put(partition, okey, riak_object.encode(merged))
+
+    async def flush(self) -> None:
+        """Return once every write made so far is on disk."""
+        await self.backend.flush()

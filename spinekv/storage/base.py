@@ -46,6 +46,14 @@ class Backend(Protocol):
 
     def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None: ...
 
+    async def flush(self) -> None:
+        """Return once every write made before this call is durable (fsynced).
+
+        Writes themselves never block on the disk; callers that need durability (dw)
+        await this, and concurrent callers share one fsync.
+        """
+        ...
+
     def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Every (okey, value) stored under `partition`, in key order."""
         ...

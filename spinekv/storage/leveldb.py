@@ -9,9 +9,11 @@ from pathlib import Path
 import plyvel
 
 from .base import StorageError
+from .groupsync import GroupSync
 
 _OBJ = b"o"
 _META = b"m"
+_SYNC_MARK = _META + b"\x00fsync"
 _PART = struct.Struct(">I")
 
 
@@ -30,6 +32,14 @@ class LevelDBBackend:
             )
         except plyvel.Error as exc:
             raise StorageError(f"cannot open LevelDB at {path}: {exc}") from exc
+        self._group = GroupSync(self._fsync)
+
+    def _fsync(self) -> None:
+        # A synced write fsyncs LevelDB's log, and with it every write appended before it.
+        self._db.put(_SYNC_MARK, b"", sync=True)
+
+    async def flush(self) -> None:
+        await self._group.flush()
 
     def get(self, partition: int, okey: bytes) -> bytes | None:
         return self._db.get(_prefix(partition) + okey)
@@ -74,5 +84,6 @@ class LevelDBBackend:
         self._db.put(_META + name.encode(), value, sync=True)
 
     def close(self) -> None:
+        self._group.close()
         if not self._db.closed:
             self._db.close()

@@ -28,6 +28,9 @@ class MemoryBackend:
         # Snapshot so callers may write while folding, as a LevelDB iterator allows.
         yield from sorted(part.items())
 
+    async def flush(self) -> None:
+        """Nothing to make durable in memory."""
+
     def partitions(self) -> list[int]:
         return sorted(self._parts)
 

@@ -132,9 +132,8 @@ def test_foreground_up_stops_nodes_on_ctrl_c(tmp_path):
     cluster = ProcessCluster(path)
     try:
         wait_for(
-            lambda: (
-                all(cluster.pid(n) for n in config.node_names())
-                and cluster.request("GET", "n1", "/ping").status == 200
+            lambda: all(
+                cluster.pid(n) and localcluster.ping(config.node(n)) for n in config.node_names()
             ),
             "the foreground cluster to serve",
             timeout=60,
