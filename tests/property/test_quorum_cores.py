@@ -1,0 +1,58 @@
+"""Quorum cores always decide once every replica has answered, and never answer early."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spinekv import object as riak_object
+from spinekv.object import Content
+from spinekv.quorum import Failed, Found, GetCore, NotFound, PutCore
+
+OBJ = riak_object.write(None, {}, Content(b"v"), "a", allow_mult=True)
+
+replies = st.lists(st.sampled_from(["found", "notfound", "failed"]), min_size=1, max_size=5)
+
+
+@given(replies, st.data())
+def test_get_core_decides_by_the_last_reply_and_only_with_enough(kinds, data):
+    n = len(kinds)
+    r = data.draw(st.integers(1, n))
+    pr = data.draw(st.integers(0, n))
+    primaries = data.draw(st.integers(0, n))
+    notfound_ok = data.draw(st.booleans())
+    core = GetCore(n=n, r=r, pr=pr, notfound_ok=notfound_ok)
+    for i in range(n):
+        core.expect(i, i < primaries)
+    order = data.draw(st.permutations(range(n)))
+    decided = None
+    for i in order:
+        kind = kinds[i]
+        reply = Found(OBJ) if kind == "found" else NotFound() if kind == "notfound" else Failed("x")
+        core.add(i, reply)
+        outcome = core.outcome()
+        if outcome is not None and decided is None:
+            decided = outcome
+            seen = [kinds[j] for j in order[: order.index(i) + 1]]
+            positive = seen.count("found") + (seen.count("notfound") if notfound_ok else 0)
+            if isinstance(outcome, Found):
+                assert positive >= r
+    assert decided is not None  # every reply is in: a decision exists, so no request hangs
+    assert core.outcome() is not None
+
+
+@given(st.lists(st.sampled_from(["ack", "durable", "fail"]), min_size=1, max_size=5), st.data())
+def test_put_core_decides_by_the_last_reply(kinds, data):
+    n = len(kinds)
+    w = data.draw(st.integers(1, n))
+    dw = data.draw(st.integers(0, w))
+    core = PutCore(n=n, w=w, dw=dw, primaries=n)
+    for kind in kinds:
+        if kind == "fail":
+            core.add_failure(True, "down")
+        else:
+            core.add_ack(True, kind == "durable")
+    assert core.enough()
+    acks = sum(k != "fail" for k in kinds)
+    durable = kinds.count("durable")
+    assert core.succeeded() == (acks >= w and durable >= dw)
