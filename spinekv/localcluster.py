@@ -153,6 +153,9 @@ def stop_node(config: ClusterConfig, name: str, timeout: float = 10.0) -> bool:
     """SIGTERM the node, wait for it to exit, SIGKILL it if it will not. True if it was running."""
     pid = node_pid(config, name)
     if pid is None:
+        # A node killed outright leaves its pid file behind; it names no live process.
+        with contextlib.suppress(FileNotFoundError):
+            (config.node_dir(name) / "node.pid").unlink()
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)

@@ -45,6 +45,11 @@ def test_status_shows_pids_and_answers(cluster):
     cluster.kill9("n4")
     out = cluster.cli("status").stdout
     assert "4 of 5 nodes serving" in out
+    # kill -9 leaves a stale pid file; status ignores it and down tidies it away.
+    stale = cluster.config.node_dir("n4") / "node.pid"
+    assert stale.exists()
+    assert "n4: not running" in cluster.cli("down", "n4").stdout
+    assert not stale.exists()
 
 
 def test_sigkill_a_replica_and_r2_w2_still_succeed(cluster):
