@@ -9,7 +9,7 @@ from typing import Any
 
 QuorumSpec = int | str
 
-QUORUM_NAMES = ("r", "w", "dw", "rw", "pr", "pw")
+QUORUM_NAMES = ("r", "w", "dw", "rw", "pr", "pw", "node_confirms")
 SYMBOLIC_QUORUMS = ("one", "quorum", "all", "default")
 
 
@@ -43,6 +43,7 @@ class BucketProps:
     rw: QuorumSpec = "quorum"
     pr: QuorumSpec = 0
     pw: QuorumSpec = 0
+    node_confirms: QuorumSpec = 0
     notfound_ok: bool = True
     basic_quorum: bool = False
 

@@ -149,46 +149,70 @@ class GetCore:
 
 @dataclass
 class PutCore:
-    """Counts acknowledgements for one PUT against w, dw and pw."""
+    """Counts acknowledgements for one PUT against w, dw, pw and node_confirms.
 
-    n: int
+    node_confirms counts distinct physical nodes: two fallback vnodes on one
+    machine are two acks for w but one for node_confirms (the safety the NHS
+    added to Riak after fallbacks on one host gave false confidence).
+    """
+
+    replicas: list[tuple[str, bool]]  # (node, is_primary) of each preference-list entry
     w: int
     dw: int = 0
     pw: int = 0
-    primaries: int = 0
-    acks: int = 0
-    durable: int = 0
-    primary_acks: int = 0
-    failures: list[str] = field(default_factory=list)
+    node_confirms: int = 0
+    acked: dict[int, bool] = field(default_factory=dict)  # entry -> durable
+    failed: dict[int, str] = field(default_factory=dict)
 
-    def add_ack(self, is_primary: bool, durable: bool) -> None:
-        self.acks += 1
-        self.durable += durable
-        self.primary_acks += is_primary
+    def add_ack(self, index: int, durable: bool) -> None:
+        self.acked[index] = durable
 
-    def add_failure(self, is_primary: bool, reason: str) -> None:
-        self.failures.append(reason)
-        if is_primary:
-            self.primaries -= 1
+    def add_failure(self, index: int, reason: str) -> None:
+        self.failed[index] = reason
+
+    def _pending(self) -> list[int]:
+        return [
+            i for i in range(len(self.replicas)) if i not in self.acked and i not in self.failed
+        ]
+
+    def _tallies(self, indices: list[int]) -> tuple[int, int, int, int]:
+        """(acks, durable acks, primary acks, distinct nodes) if `indices` all acked."""
+        durable = sum(self.acked.get(i, True) for i in indices)
+        primaries = sum(self.replicas[i][1] for i in indices)
+        nodes = len({self.replicas[i][0] for i in indices})
+        return len(indices), durable, primaries, nodes
 
     def succeeded(self) -> bool:
-        return self.acks >= self.w and self.durable >= self.dw and self.primary_acks >= self.pw
+        acks, durable, primaries, nodes = self._tallies(list(self.acked))
+        return (
+            acks >= self.w
+            and durable >= self.dw
+            and primaries >= self.pw
+            and nodes >= self.node_confirms
+        )
 
     def failure(self) -> str | None:
+        """Why the write can no longer succeed, or None while it still can."""
         if self.succeeded():
             return None
-        outstanding = self.n - self.acks - len(self.failures)
-        why = "; ".join(self.failures)
+        acks, durable, primaries, nodes = self._tallies(list(self.acked))
+        best = self._tallies(list(self.acked) + self._pending())
+        why = "; ".join(self.failed[i] for i in sorted(self.failed))
         suffix = f" ({why})" if why else ""
-        if self.acks + outstanding < self.w:
-            return f"w={self.w} unsatisfied: {self.acks} of {self.n} replicas acknowledged{suffix}"
-        if self.durable + outstanding < self.dw:
-            return f"dw={self.dw} unsatisfied: {self.durable} durable acknowledgements{suffix}"
-        pending_primaries = self.primaries - self.primary_acks
-        if self.primary_acks + max(pending_primaries, 0) < self.pw:
+        n = len(self.replicas)
+        if best[0] < self.w:
+            return f"w={self.w} unsatisfied: {acks} of {n} replicas acknowledged{suffix}"
+        if best[1] < self.dw:
+            return f"dw={self.dw} unsatisfied: {durable} durable acknowledgements{suffix}"
+        if best[2] < self.pw:
             return (
-                f"pw={self.pw} unsatisfied: {self.primary_acks} primary acknowledgements, "
-                f"{max(pending_primaries, 0)} primaries outstanding{suffix}"
+                f"pw={self.pw} unsatisfied: {primaries} primary acknowledgements, "
+                f"{best[2] - primaries} primaries outstanding{suffix}"
+            )
+        if best[3] < self.node_confirms:
+            return (
+                f"node_confirms={self.node_confirms} unsatisfied: acknowledgements from "
+                f"{nodes} distinct node(s), at most {best[3]} possible{suffix}"
             )
         return None
 

@@ -84,6 +84,8 @@ def preference_list(
     is_up = up if callable(up) else frozenset(up).__contains__
     wanted = primaries(ring, partition, n_val)
     live = [entry for entry in wanted if is_up(entry.node)]
+    if len(live) == len(wanted):
+        return live  # the common case: nobody to replace, so skip the fallback walk
     down = [entry for entry in wanted if entry not in live]
     if not down:
         return live

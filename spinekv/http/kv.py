@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -137,7 +138,13 @@ class KVHandlers:
         w = _quorum_param(request, "w", props)
         dw = _quorum_param(request, "dw", props)
         pw = _quorum_param(request, "pw", props)
-        return PutOptions(w=max(w, dw), dw=dw, pw=pw, timeout=_timeout(request, self.config))
+        return PutOptions(
+            w=max(w, dw),
+            dw=dw,
+            pw=pw,
+            node_confirms=_quorum_param(request, "node_confirms", props),
+            timeout=_timeout(request, self.config),
+        )
 
     @staticmethod
     def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -247,7 +254,7 @@ class KVHandlers:
         )
         put_opts = self._put_options(request, props)
         if "w" not in request.query:
-            put_opts = PutOptions(max(rw, put_opts.dw), put_opts.dw, put_opts.pw, put_opts.timeout)
+            put_opts = replace(put_opts, w=max(rw, put_opts.dw))
         result = await self.coordinator.delete(
             self._bkey(request), props, _context(request), get_opts, put_opts
         )

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .. import object as riak_object
@@ -53,6 +54,7 @@ class PutOptions:
     w: int
     dw: int = 0
     pw: int = 0
+    node_confirms: int = 0
     timeout: float = 10.0
 
 
@@ -141,7 +143,10 @@ class Coordinator:
             if entry.node == self.me:
                 on_reply(i, self._local_get(entry.partition, okey))
             else:
-                self._spawn(self._remote_get(i, entry, okey, opts.timeout, on_reply))
+                fut = self.transport.request_nowait(
+                    entry.node, ["get", entry.partition, okey], opts.timeout
+                )
+                fut.add_done_callback(partial(_remote_reply, i, entry, on_reply))
         return await answer
 
     def _unreachable_quorum(self, early: Reply, props: BucketProps, prefs: list) -> Reply:
@@ -157,16 +162,6 @@ class Coordinator:
             log.exception("local get failed")
             return Failed(f"{self.me}: {exc}")
         return NotFound() if obj is None else Found(obj)
-
-    async def _remote_get(
-        self, i: int, entry: PrefEntry, okey: bytes, timeout: float, on_reply: Any
-    ) -> None:
-        try:
-            raw = await self.transport.request(entry.node, ["get", entry.partition, okey], timeout)
-            reply: Reply = NotFound() if raw is None else Found(riak_object.decode(raw))
-        except (TransportError, riak_object.CodecError) as exc:
-            reply = Failed(_describe(entry, exc))
-        on_reply(i, reply)
 
     def _read_repair(
         self, core: GetCore, prefs: list[PrefEntry], okey: bytes, props: BucketProps
@@ -207,8 +202,13 @@ class Coordinator:
     ) -> PutResult:
         """Apply the write on a coordinating vnode, replicate it, answer after w acks."""
         _, prefs = self._preflist(bkey, props)
-        primaries = sum(e.primary for e in prefs)
-        core = PutCore(n=len(prefs), w=opts.w, dw=opts.dw, pw=opts.pw, primaries=primaries)
+        core = PutCore(
+            [(e.node, e.primary) for e in prefs],
+            w=opts.w,
+            dw=opts.dw,
+            pw=opts.pw,
+            node_confirms=opts.node_confirms,
+        )
         early = core.failure()
         if early is not None:
             return Failed(self._unreachable_quorum(Failed(early), props, prefs).reason)
@@ -254,11 +254,13 @@ class Coordinator:
             elif (reason := core.failure()) is not None:
                 answer.set_result(Failed(reason))
 
+        index = {id(entry): i for i, entry in enumerate(prefs)}
+
         def on_reply(entry: PrefEntry, exc: BaseException | None, durable: bool) -> None:
             if exc is None:
-                core.add_ack(entry.primary, durable)
+                core.add_ack(index[id(entry)], durable)
             else:
-                core.add_failure(entry.primary, _describe(entry, exc))
+                core.add_failure(index[id(entry)], _describe(entry, exc))
             settle()
 
         encoded = riak_object.encode(obj)
@@ -273,7 +275,8 @@ class Coordinator:
                     on_reply(entry, None, False)
                 continue
             message = ["put", entry.partition, okey, encoded, sync, props.allow_mult]
-            self._spawn(self._replicate(entry, message, opts.timeout, on_reply))
+            fut = self.transport.request_nowait(entry.node, message, opts.timeout)
+            fut.add_done_callback(partial(_replica_ack, entry, on_reply))
         return await answer
 
     async def _local_durable(self, entry: PrefEntry, on_reply: Any) -> None:
@@ -284,16 +287,6 @@ class Coordinator:
             on_reply(entry, exc, False)
         else:
             on_reply(entry, None, True)
-
-    async def _replicate(
-        self, entry: PrefEntry, message: list, timeout: float, on_reply: Any
-    ) -> None:
-        try:
-            durable = await self.transport.request(entry.node, message, timeout)
-        except TransportError as exc:
-            on_reply(entry, exc, False)
-        else:
-            on_reply(entry, None, bool(durable))
 
     async def _forward_put(
         self,
@@ -311,7 +304,7 @@ class Coordinator:
             _props_to_wire(props),
             sorted(context.items()),
             riak_object.encode(riak_object.DVVSet((("", 1, (content,)),))),
-            [opts.w, opts.dw, opts.pw, opts.timeout],
+            [opts.w, opts.dw, opts.pw, opts.node_confirms, opts.timeout],
         ]
         reasons = []
         for entry in prefs:
@@ -350,8 +343,12 @@ class Coordinator:
 
     # ------------------------------------------------------------ internode
 
-    async def handle(self, source: str, message: list) -> Any:
-        """Answer one internode request (the transport's handler)."""
+    def handle(self, source: str, message: list) -> Any:
+        """Answer one internode request (the transport's handler).
+
+        Reads answer at once; a request that must wait (a durable write, a
+        forwarded PUT) returns an awaitable of its reply.
+        """
         op = message[0]
         if op == "get":
             _, partition, okey = message
@@ -359,29 +356,55 @@ class Coordinator:
         if op == "put":
             _, partition, okey, encoded, sync, allow_mult = message
             self.vnodes.merge(partition, okey, riak_object.decode(encoded), allow_mult=allow_mult)
-            if sync:
-                await self.vnodes.flush()
-            return sync
+            return self._durable_ack() if sync else False
         if op == "coord_put":
-            return await self._handle_coord_put(message)
+            return self._handle_coord_put(message)
         if op == "ping":
             return "pong"
         raise ValueError(f"unknown internode operation {op!r}")
 
+    async def _durable_ack(self) -> bool:
+        await self.vnodes.flush()
+        return True
+
     async def _handle_coord_put(self, message: list) -> list:
-        _, (btype, bucket, key), wire_props, context, encoded, (w, dw, pw, timeout) = message
+        _, (btype, bucket, key), wire_props, context, encoded, quorums = message
+        w, dw, pw, node_confirms, timeout = quorums
         content = riak_object.contents(riak_object.decode(encoded))[0]
         result = await self.put(
             BKey(btype, bucket, key),
             _props_from_wire(wire_props),
             dict(context),
             content,
-            PutOptions(w=w, dw=dw, pw=pw, timeout=timeout),
+            PutOptions(w=w, dw=dw, pw=pw, node_confirms=node_confirms, timeout=timeout),
             forwarded=True,
         )
         if isinstance(result, PutOk):
             return [True, riak_object.encode(result.obj)]
         return [False, result.reason]
+
+
+def _remote_reply(i: int, entry: PrefEntry, on_reply: Any, fut: asyncio.Future) -> None:
+    """Turn one replica's reply (or failure) to a GET into a quorum Reply."""
+    if fut.cancelled():
+        on_reply(i, Failed(f"{entry.node}: request cancelled"))
+        return
+    try:
+        raw = fut.result()
+        reply: Reply = NotFound() if raw is None else Found(riak_object.decode(raw))
+    except (TransportError, riak_object.CodecError) as exc:
+        reply = Failed(_describe(entry, exc))
+    on_reply(i, reply)
+
+
+def _replica_ack(entry: PrefEntry, on_reply: Any, fut: asyncio.Future) -> None:
+    """Turn one replica's answer to a replicated PUT into an ack or a failure."""
+    if fut.cancelled():
+        on_reply(entry, TransportError("request cancelled"), False)
+    elif (exc := fut.exception()) is not None:
+        on_reply(entry, exc, False)
+    else:
+        on_reply(entry, None, bool(fut.result()))
 
 
 def _props_to_wire(props: BucketProps) -> list:

@@ -1,9 +1,11 @@
-"""Membership: the ring this node routes by and which peers it believes are up.
+"""Membership: the ring this node routes by, and which peers it believes are up.
 
-Static for now: every cluster.toml node with member = true owns a claimed share.
-A peer is down while the transport is in reconnect backoff to it; a background
-probe pings every peer each second so that a dead peer is noticed before a
-client request pays for the discovery.
+The ring is static for now: every cluster.toml node with member = true owns a
+claimed share. Failure detection: each peer is pinged every `probe_interval`;
+a peer is down while the transport cannot connect to it (a dead process is
+seen at once) or when no ping has succeeded for `suspect_after` seconds (a
+paused or partitioned process, whose connection stays open but silent). One
+successful ping brings it back.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 
+from ..clock import Clock, SystemClock
 from ..config import ClusterConfig
 from ..ring import PrefEntry, Ring, claim, preference_list
 from ..transport.base import Transport, TransportError
@@ -21,39 +24,62 @@ log = logging.getLogger("spinekv.membership")
 
 class Membership:
     def __init__(
-        self, config: ClusterConfig, me: str, transport: Transport, probe_interval: float = 1.0
+        self,
+        config: ClusterConfig,
+        me: str,
+        transport: Transport,
+        *,
+        clock: Clock | None = None,
+        probe_interval: float = 0.5,
+        suspect_after: float = 2.0,
     ) -> None:
         self.me = me
         self._transport = transport
+        self._clock = clock or SystemClock()
         self._peers = [n for n in config.node_names() if n != me]
         self._probe_interval = probe_interval
-        self._probe_task: asyncio.Task | None = None
+        self._suspect_after = suspect_after
+        now = self._clock.monotonic()
+        self._last_ok = dict.fromkeys(self._peers, now)
+        self._suspected: set[str] = set()
+        self._tasks: list[asyncio.Task] = []
         self.ring: Ring = claim(config.members(), config.ring_size, config.n_val)
 
     def is_up(self, node: str) -> bool:
-        return node == self.me or self._transport.is_reachable(node)
+        if node == self.me:
+            return True
+        return node not in self._suspected and self._transport.is_reachable(node)
 
     def preflist(self, partition: int, n_val: int) -> list[PrefEntry]:
         return preference_list(self.ring, partition, n_val, self.is_up)
 
     def start(self) -> None:
-        self._probe_task = asyncio.ensure_future(self._probe_forever())
+        # One loop per peer, so a peer that hangs cannot delay the probes of the others.
+        self._tasks = [asyncio.ensure_future(self._probe_forever(p)) for p in self._peers]
 
     async def stop(self) -> None:
-        if self._probe_task is not None:
-            self._probe_task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
+                await task
 
-    async def _probe_forever(self) -> None:
+    async def _probe_forever(self, peer: str) -> None:
         while True:
-            await asyncio.gather(*(self._probe(peer) for peer in self._peers))
+            await self.probe(peer)
             await asyncio.sleep(self._probe_interval)
 
-    async def _probe(self, peer: str) -> None:
-        was_up = self._transport.is_reachable(peer)
-        with contextlib.suppress(TransportError):
-            await self._transport.request(peer, ["ping"], self._probe_interval)
-        now_up = self._transport.is_reachable(peer)
+    async def probe(self, peer: str) -> None:
+        """Ping `peer` once and update whether it is considered up."""
+        was_up = self.is_up(peer)
+        try:
+            await self._transport.request(peer, ["ping"], self._suspect_after / 2)
+        except TransportError:
+            if self._clock.monotonic() - self._last_ok[peer] >= self._suspect_after:
+                self._suspected.add(peer)
+        else:
+            self._last_ok[peer] = self._clock.monotonic()
+            self._suspected.discard(peer)
+        now_up = self.is_up(peer)
         if was_up != now_up:
             log.info("peer %s is %s", peer, "up" if now_up else "down")

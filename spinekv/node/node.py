@@ -48,7 +48,7 @@ class Node:
         self.transport = transport
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
-        self.membership = Membership(config, name, transport)
+        self.membership = Membership(config, name, transport, clock=self.clock)
         self.vnodes = Vnodes(name, backend, self.rng)
         self.coordinator = Coordinator(name, self.membership, self.vnodes, transport, self._now_us)
         self._runner: web.AppRunner | None = None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
-# A handler receives (source node name, message) and returns the reply message.
-# Messages are plain msgpack-able values (lists, dicts, bytes, str, ints, ...).
-Handler = Callable[[str, Any], Awaitable[Any]]
+# A handler receives (source node name, message) and returns the reply message, or an
+# awaitable of it when it must wait. Messages are plain msgpack-able values.
+Handler = Callable[[str, Any], Any]
 
 
 class TransportError(Exception):
@@ -39,6 +40,9 @@ class Transport(Protocol):
 
         Raises Unreachable, RequestTimeout or RemoteError; never waits past `timeout`.
         """
+
+    def request_nowait(self, peer: str, message: Any, timeout: float) -> asyncio.Future[Any]:
+        """request(), returning the reply's future; errors arrive through the future."""
 
     def is_reachable(self, peer: str) -> bool:
         """False while the link to `peer` is known broken (in reconnect backoff)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import socket
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
 import msgpack
@@ -258,8 +259,7 @@ class _Inbound(_Connection):
         if kind == KIND_REQUEST:
             if self.source is None:
                 return "request before hello"
-            # Each request is its own task so one slow handler doesn't stall the connection.
-            self.owner._spawn(self._serve(rid, body))
+            self._dispatch(rid, body)
             return None
         if kind == KIND_HELLO:
             if self.source is not None:
@@ -270,21 +270,49 @@ class _Inbound(_Connection):
             return None
         return f"unexpected frame kind {kind} from the dialling side"
 
-    async def _serve(self, rid: int, body: Any) -> None:
+    def _dispatch(self, rid: int, body: Any) -> None:
+        """Answer one request: at once if the handler returned a value, else from a task.
+
+        Most requests (a replica read) never wait, so they skip the cost of a task;
+        a handler that returns an awaitable gets its own task, so one slow request
+        does not stall the others on this connection.
+        """
         owner = self.owner
-        handler = owner._handler
-        assert handler is not None and self.source is not None
+        assert owner._handler is not None and self.source is not None
         try:
-            reply = await handler(self.source, body)
-            payload = owner._packer.pack([KIND_REPLY, rid, reply])
-            if len(payload) > self.max_frame:
-                raise FrameTooLarge(
-                    f"reply of {len(payload)} bytes exceeds max_frame ({self.max_frame})"
-                )
+            result = owner._handler(self.source, body)
         except Exception as exc:
-            # The peer gets the reason; the traceback stays here, where the bug is.
-            log.exception("handler failed on request %d from %s", rid, self.source)
-            payload = owner._packer.pack([KIND_ERROR, rid, f"{type(exc).__name__}: {exc}"])
+            self._reply_error(rid, exc)
+            return
+        if inspect.isawaitable(result):
+            owner._spawn(self._finish(rid, result))
+        else:
+            self._reply(rid, result)
+
+    async def _finish(self, rid: int, pending: Awaitable[Any]) -> None:
+        try:
+            result = await pending
+        except Exception as exc:
+            self._reply_error(rid, exc)
+        else:
+            self._reply(rid, result)
+
+    def _reply(self, rid: int, result: Any) -> None:
+        payload = self.owner._packer.pack([KIND_REPLY, rid, result])
+        if len(payload) > self.max_frame:
+            exc = FrameTooLarge(
+                f"reply of {len(payload)} bytes exceeds max_frame ({self.max_frame})"
+            )
+            self._reply_error(rid, exc)
+            return
+        self._send_reply(payload)
+
+    def _reply_error(self, rid: int, exc: Exception) -> None:
+        # The peer gets the reason; the traceback stays here, where the bug is.
+        log.error("handler failed on request %d from %s", rid, self.source, exc_info=exc)
+        self._send_reply(self.owner._packer.pack([KIND_ERROR, rid, f"{type(exc).__name__}: {exc}"]))
+
+    def _send_reply(self, payload: bytes) -> None:
         transport = self.transport
         # The requester may have gone away meanwhile; its request already failed over there.
         if not self.closed and transport is not None and not transport.is_closing():
@@ -436,38 +464,73 @@ class TcpTransport:
         Raises Unreachable, RequestTimeout or RemoteError (FrameTooLarge if the message is
         bigger than max_frame); never waits past `timeout`.
         """
+        return await self.request_nowait(peer, message, timeout)
+
+    def request_nowait(self, peer: str, message: Any, timeout: float) -> asyncio.Future[Any]:
+        """Like request(), but returns the reply's future; no task when the link is up.
+
+        Coordinators fan a request out to several replicas and react to each reply in
+        a callback; sparing a task per request is measurable on the GET path.
+        """
+        loop = asyncio.get_running_loop()
         state = self._peers.get(peer)
         if state is None:
+            fut = loop.create_future()
             if peer == self.name:
-                raise Unreachable(f"{peer!r} is this node; the transport does not loop back")
-            raise Unreachable(f"no peer named {peer!r}")
-        loop = asyncio.get_running_loop()
+                fut.set_exception(
+                    Unreachable(f"{peer!r} is this node; the transport does not loop back")
+                )
+            else:
+                fut.set_exception(Unreachable(f"no peer named {peer!r}"))
+            return fut
         deadline = loop.time() + timeout
         rid = next(self._ids)
         payload = self._packer.pack([KIND_REQUEST, rid, message])
         if len(payload) > self.max_frame:
-            raise FrameTooLarge(
-                f"request of {len(payload)} bytes exceeds max_frame ({self.max_frame})"
+            fut = loop.create_future()
+            fut.set_exception(
+                FrameTooLarge(
+                    f"request of {len(payload)} bytes exceeds max_frame ({self.max_frame})"
+                )
             )
+            return fut
         conn = state.conn
         if conn is None or conn.closed or conn.transport.is_closing():  # type: ignore[union-attr]
-            conn = await self._connection(state, loop, deadline, timeout)
+            return loop.create_task(
+                self._send_when_connected(state, rid, payload, deadline, timeout)
+            )
+        return self._send(conn, peer, rid, payload, deadline, timeout)
+
+    async def _send_when_connected(
+        self, state: _Peer, rid: int, payload: bytes, deadline: float, timeout: float
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        conn = await self._connection(state, loop, deadline, timeout)
+        return await self._send(conn, state.name, rid, payload, deadline, timeout)
+
+    def _send(
+        self, conn: _Outbound, peer: str, rid: int, payload: bytes, deadline: float, timeout: float
+    ) -> asyncio.Future[Any]:
+        loop = conn.loop
         fut = loop.create_future()
         pending = conn.pending
         pending[rid] = fut
         timer = loop.call_at(deadline, _expire, fut, peer, timeout)
-        try:
-            try:
-                conn.send(_pack_header(len(payload)) + payload)
-            except (RuntimeError, OSError) as exc:
-                # uvloop refuses writes to a transport it has already closed.
-                conn.drop(f"connection to {peer} failed: {exc}", mark_down=True)
-                raise Unreachable(f"connection to {peer} failed: {exc}") from exc
-            return await fut
-        finally:
+
+        def cleanup(_: asyncio.Future[Any]) -> None:
             timer.cancel()
             # Drops the entry on timeout/cancellation so a late reply finds nothing to resolve.
             pending.pop(rid, None)
+
+        fut.add_done_callback(cleanup)
+        try:
+            conn.send(_pack_header(len(payload)) + payload)
+        except (RuntimeError, OSError) as exc:
+            # uvloop refuses writes to a transport it has already closed.
+            conn.drop(f"connection to {peer} failed: {exc}", mark_down=True)
+            if not fut.done():
+                fut.set_exception(Unreachable(f"connection to {peer} failed: {exc}"))
+        return fut
 
     async def _connection(
         self, state: _Peer, loop: asyncio.AbstractEventLoop, deadline: float, timeout: float

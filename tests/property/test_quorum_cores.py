@@ -41,18 +41,35 @@ def test_get_core_decides_by_the_last_reply_and_only_with_enough(kinds, data):
     assert core.outcome() is not None
 
 
-@given(st.lists(st.sampled_from(["ack", "durable", "fail"]), min_size=1, max_size=5), st.data())
-def test_put_core_decides_by_the_last_reply(kinds, data):
-    n = len(kinds)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ack", "durable", "fail"]), st.sampled_from("abc"), st.booleans()
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.data(),
+)
+def test_put_core_decides_by_the_last_reply(replies, data):
+    n = len(replies)
     w = data.draw(st.integers(1, n))
     dw = data.draw(st.integers(0, w))
-    core = PutCore(n=n, w=w, dw=dw, primaries=n)
-    for kind in kinds:
+    pw = data.draw(st.integers(0, n))
+    confirms = data.draw(st.integers(0, n))
+    core = PutCore([(node, primary) for _, node, primary in replies], w, dw, pw, confirms)
+    for i, (kind, _, _) in enumerate(replies):
+        assert not core.succeeded() or core.enough()
         if kind == "fail":
-            core.add_failure(True, "down")
+            core.add_failure(i, "down")
         else:
-            core.add_ack(True, kind == "durable")
+            core.add_ack(i, kind == "durable")
     assert core.enough()
-    acks = sum(k != "fail" for k in kinds)
-    durable = kinds.count("durable")
-    assert core.succeeded() == (acks >= w and durable >= dw)
+    acked = [r for r in replies if r[0] != "fail"]
+    expected = (
+        len(acked) >= w
+        and sum(r[0] == "durable" for r in acked) >= dw
+        and sum(r[2] for r in acked) >= pw
+        and len({r[1] for r in acked}) >= confirms
+    )
+    assert core.succeeded() == expected

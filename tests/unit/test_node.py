@@ -15,6 +15,7 @@ import pytest
 from spinekv import object as riak_object
 from spinekv.config import load_config
 from spinekv.node.node import Node
+from spinekv.ring import primaries
 from spinekv.storage.memory import MemoryBackend
 from spinekv.transport.tcp import TcpTransport
 from tests.support import write_cluster_toml
@@ -36,7 +37,7 @@ class Cluster:
         node = next(iter(self.nodes.values()))
         ring = node.membership.ring
         p = ring.partition_of(bucket_type, bucket, key)
-        return [(e.partition, e.node) for e in node.membership.preflist(p, 3) if e.primary]
+        return [(e.partition, e.node) for e in primaries(ring, p, 3)]
 
 
 @pytest.fixture
@@ -260,8 +261,11 @@ async def test_unmeetable_quorum_is_503_not_a_hang(cluster, http):
     async with http.get(url + "?pr=1&timeout=2000") as r:
         assert r.status == 503
         assert "pr=1 unsatisfied" in await r.text()
-    # Sloppy quorum: fallback vnodes on the one live node accept w=3 (Riak does the same;
-    # node_confirms, which counts physical nodes, is what refuses this).
+    # Sloppy quorum: fallback vnodes on the one live node accept w=3 (Riak does the same);
+    # node_confirms, which counts physical nodes, is what refuses this.
+    async with http.put(url + "?w=3&node_confirms=2", data=b"v") as r:
+        assert r.status == 503
+        assert "node_confirms=2 unsatisfied" in await r.text()
     async with http.put(url + "?w=3", data=b"v") as r:
         assert r.status == 204, await r.text()
 
@@ -284,3 +288,32 @@ async def test_read_repair_restores_a_removed_replica(cluster, http):
         await asyncio.sleep(0.02)
     restored = riak_object.decode(backend.get(partition, okey))
     assert [c.value for c in riak_object.contents(restored)] == [b"v"]
+
+
+async def test_a_silent_node_is_marked_down_then_up_again(cluster, http):
+    """A node whose connections stay open but never answer (as under SIGSTOP) is suspected."""
+    victim = cluster.nodes["n3"]
+    observer = cluster.nodes["n1"]
+    resume = asyncio.Event()
+    real_handler = victim.transport._handler
+
+    async def paused(source, message):
+        await resume.wait()
+        return await real_handler(source, message)
+
+    victim.transport._handler = paused
+    await wait_until_down(observer, {"n3"}, timeout=10)
+    # Keys with n3 as a primary still take w=3 writes, through a fallback.
+    key = next(
+        k
+        for k in (f"k{i}" for i in range(200))
+        if "n3" in {n for _, n in cluster.replicas(b"default", b"b", k.encode())}
+    )
+    async with http.put(f"{cluster.url('n1')}/buckets/b/keys/{key}?w=3", data=b"v") as r:
+        assert r.status == 204, await r.text()
+    resume.set()
+    victim.transport._handler = real_handler
+    deadline = asyncio.get_running_loop().time() + 10
+    while not observer.membership.is_up("n3"):
+        assert asyncio.get_running_loop().time() < deadline, "n3 never came back"
+        await asyncio.sleep(0.05)

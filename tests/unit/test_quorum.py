@@ -134,31 +134,55 @@ def test_repair_targets_are_missing_and_stale_replicas():
     assert c.repair_targets(merged) == [1, 2]
 
 
+THREE = [("n1", True), ("n2", True), ("n3", True)]
+
+
 def test_put_answers_after_w_acks():
-    p = PutCore(n=3, w=2, dw=0, primaries=3)
-    p.add_ack(True, False)
+    p = PutCore(THREE, w=2)
+    p.add_ack(0, False)
     assert not p.enough()
-    p.add_ack(True, False)
+    p.add_ack(1, False)
     assert p.succeeded()
 
 
 def test_put_fails_when_w_out_of_reach_with_reasons():
-    p = PutCore(n=3, w=3, primaries=3)
-    p.add_ack(True, True)
-    p.add_failure(True, "n4 (primary): Unreachable")
+    p = PutCore(THREE, w=3)
+    p.add_ack(0, True)
+    p.add_failure(1, "n4 (primary): Unreachable")
     reason = p.failure()
     assert reason is not None and "w=3 unsatisfied" in reason and "n4" in reason
 
 
 def test_put_pw_needs_primary_acks():
-    p = PutCore(n=3, w=2, pw=3, primaries=2)
+    p = PutCore([("n1", True), ("n2", True), ("n4", False)], w=2, pw=3)
     assert p.failure() is not None and "pw=3" in p.failure()
 
 
 def test_put_dw_counts_durable_acks_only():
-    p = PutCore(n=3, w=2, dw=2, primaries=3)
-    p.add_ack(True, False)
-    p.add_ack(True, True)
+    p = PutCore(THREE, w=2, dw=2)
+    p.add_ack(0, False)
+    p.add_ack(1, True)
     assert not p.succeeded()
-    p.add_ack(True, True)
+    p.add_ack(2, True)
+    assert p.succeeded()
+
+
+def test_node_confirms_counts_distinct_physical_nodes():
+    # Two primaries down: both fallback vnodes landed on n1, beside its own primary.
+    one_host = [("n1", True), ("n1", False), ("n1", False)]
+    p = PutCore(one_host, w=3, node_confirms=2)
+    reason = p.failure()
+    assert reason is not None and "node_confirms=2 unsatisfied" in reason
+    q = PutCore(one_host, w=3)
+    for i in range(3):
+        q.add_ack(i, False)
+    assert q.succeeded()  # w alone is fooled by fallbacks on one host
+
+
+def test_node_confirms_waits_for_a_second_node():
+    p = PutCore([("n1", True), ("n1", False), ("n2", False)], w=2, node_confirms=2)
+    p.add_ack(0, False)
+    p.add_ack(1, False)
+    assert not p.enough()
+    p.add_ack(2, False)
     assert p.succeeded()
