@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -60,31 +59,42 @@ def up(ctx: click.Context, detach: bool, timeout: float, names: tuple[str, ...])
     config = _config(ctx)
     wanted = _names(config, names)
     procs: dict[str, subprocess.Popen] = {}
-    for name in wanted:
-        pid = localcluster.node_pid(config, name)
-        if pid is not None:
-            console.print(f"{name}: already running (pid {pid})")
-            continue
-        procs[name] = localcluster.start_node(config, name)
+    try:
+        for name in wanted:
+            pid = localcluster.node_pid(config, name)
+            if pid is not None:
+                console.print(f"{name}: already running (pid {pid})")
+                continue
+            procs[name] = localcluster.start_node(config, name)
+        if not _wait_until_serving(config, wanted, procs, timeout):
+            if not detach:
+                _stop(config, list(procs))
+            sys.exit(1)
+        if detach:
+            return
+        console.print("Ctrl-C stops the nodes started here.")
+        _watch(config, wanted, procs)
+    except KeyboardInterrupt:
+        # Ctrl-C at any point, even while still starting, stops what this command started.
+        pass
+    console.print("stopping ...")
+    _stop(config, list(procs))
+
+
+def _wait_until_serving(
+    config: ClusterConfig, wanted: list[str], procs: dict[str, subprocess.Popen], timeout: float
+) -> bool:
     problems = localcluster.wait_serving(config, wanted, procs, timeout)
+    for name, why in sorted(problems.items()):
+        console.print(f"[red]{name}: {why}[/red]")
     if problems:
-        for name, why in sorted(problems.items()):
-            console.print(f"[red]{name}: {why}[/red]")
-        if not detach:
-            _stop(config, list(procs))
-        sys.exit(1)
+        return False
     lagging = localcluster.wait_connected(config, wanted)
     if lagging:
         console.print(f"[yellow]still connecting to peers: {', '.join(lagging)}[/yellow]")
     urls = ", ".join(f"{n} {config.node(n).http_url}" for n in wanted)
     console.print(f"[green]serving[/green]: {urls}")
-    if detach:
-        return
-    console.print("Ctrl-C stops the nodes started here.")
-    with contextlib.suppress(KeyboardInterrupt):
-        _watch(config, wanted, procs)
-    console.print("stopping ...")
-    _stop(config, list(procs))
+    return True
 
 
 def _status_line(config: ClusterConfig, names: list[str], procs: dict) -> Text:

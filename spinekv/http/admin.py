@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
 from aiohttp import web
 
 from .. import object as riak_object
 from ..node.coordinator import BKey, Coordinator
+from ..node.handoff import Handoff
 from ..transport.base import TransportError
 
 
 class AdminHandlers:
-    def __init__(self, coordinator: Coordinator, n_val: int) -> None:
+    def __init__(self, coordinator: Coordinator, handoff: Handoff, n_val: int) -> None:
         self.coordinator = coordinator
+        self.handoff = handoff
         self.n_val = n_val
 
     async def status(self, request: web.Request) -> web.Response:
@@ -27,6 +30,13 @@ class AdminHandlers:
                 "members": {
                     name: {"up": membership.is_up(name), "partitions": count}
                     for name, count in sorted(ring.shares().items())
+                },
+                "handoff": {
+                    "pending": [
+                        {"partition": p, "owner": owner} for p, owner in self.handoff.pending()
+                    ],
+                    "active": [asdict(t) for t in self.handoff.stats.active.values()],
+                    "recent": [asdict(t) for t in self.handoff.stats.completed],
                 },
             }
         )

@@ -21,7 +21,7 @@ from ..dvv import DVVSet
 from ..object import Content
 from ..quorum import Failed, Found, GetCore, NotFound, PutCore, Reply
 from ..ring import PrefEntry
-from ..storage.base import object_key
+from ..storage.base import object_key, split_object_key
 from ..transport.base import Transport, TransportError
 from .membership import Membership
 from .vnode import Vnodes
@@ -79,8 +79,11 @@ class Coordinator:
         vnodes: Vnodes,
         transport: Transport,
         now_us: Any,
+        allow_mult_of: Any = None,
     ) -> None:
         self.me = me
+        # Handoff carries objects without their bucket props; the type decides.
+        self._allow_mult_of = allow_mult_of or (lambda bucket_type: True)
         self.membership = membership
         self.vnodes = vnodes
         self.transport = transport
@@ -359,6 +362,14 @@ class Coordinator:
             return self._durable_ack() if sync else False
         if op == "coord_put":
             return self._handle_coord_put(message)
+        if op == "handoff":
+            _, partition, batch = message
+            for okey, encoded in batch:
+                allow_mult = self._allow_mult_of(split_object_key(okey)[0])
+                self.vnodes.merge(
+                    partition, okey, riak_object.decode(encoded), allow_mult=allow_mult
+                )
+            return self._durable_ack()
         if op == "ping":
             return "pong"
         raise ValueError(f"unknown internode operation {op!r}")

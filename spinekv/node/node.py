@@ -22,6 +22,7 @@ from ..storage.leveldb import LevelDBBackend
 from ..transport.base import Transport
 from ..transport.tcp import TcpTransport
 from .coordinator import Coordinator
+from .handoff import Handoff
 from .membership import Membership
 from .vnode import Vnodes
 
@@ -50,8 +51,15 @@ class Node:
         self.rng = rng or random.Random()
         self.membership = Membership(config, name, transport, clock=self.clock)
         self.vnodes = Vnodes(name, backend, self.rng)
-        self.coordinator = Coordinator(name, self.membership, self.vnodes, transport, self._now_us)
+        self.coordinator = Coordinator(
+            name, self.membership, self.vnodes, transport, self._now_us, self._allow_mult_of
+        )
+        self.handoff = Handoff(name, self.membership, self.vnodes, transport)
         self._runner: web.AppRunner | None = None
+
+    def _allow_mult_of(self, bucket_type: bytes) -> bool:
+        props = self.config.bucket_type(bucket_type.decode(errors="replace"))
+        return (props or self.config.bucket_defaults).allow_mult
 
     def _now_us(self) -> int:
         return int(self.clock.time() * 1_000_000)
@@ -59,13 +67,14 @@ class Node:
     def http_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_object_size + 1)
         kv = KVHandlers(self.config, self.coordinator, self._now_us)
-        admin = AdminHandlers(self.coordinator, self.config.n_val)
+        admin = AdminHandlers(self.coordinator, self.handoff, self.config.n_val)
         app.add_routes(kv.routes() + admin.routes())
         return app
 
     async def start(self, *, serve_http: bool = True) -> None:
         await self.transport.start(self.coordinator.handle)
         self.membership.start()
+        self.handoff.start()
         if serve_http:
             self._runner = web.AppRunner(self.http_app(), access_log=None)
             await self._runner.setup()
@@ -80,6 +89,7 @@ class Node:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.handoff.stop()
         await self.membership.stop()
         await self.coordinator.close()
         await self.transport.close()

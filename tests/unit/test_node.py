@@ -14,6 +14,7 @@ import pytest
 
 from spinekv import object as riak_object
 from spinekv.config import load_config
+from spinekv.node.coordinator import BKey
 from spinekv.node.node import Node
 from spinekv.ring import primaries
 from spinekv.storage.memory import MemoryBackend
@@ -21,16 +22,31 @@ from spinekv.transport.tcp import TcpTransport
 from tests.support import write_cluster_toml
 
 
+def make_node(config, spec, backend):
+    peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != spec.name}
+    transport = TcpTransport(spec.name, spec.host, spec.peer_port, peers)
+    node = Node(config, spec.name, backend=backend, transport=transport)
+    node.handoff.interval = 0.2  # hand off promptly in tests
+    return node
+
+
 class Cluster:
-    def __init__(self, config, nodes):
+    def __init__(self, config, nodes, backends):
         self.config = config
         self.nodes = {n.name: n for n in nodes}
+        self.backends = backends
 
     def url(self, name: str) -> str:
         return self.config.node(name).http_url
 
     async def stop(self, name: str) -> None:
         await self.nodes.pop(name).stop()
+
+    async def restart(self, name: str) -> None:
+        """Start `name` again over the store it had (as a restarted process would)."""
+        node = make_node(self.config, self.config.node(name), self.backends[name])
+        await node.start()
+        self.nodes[name] = node
 
     def replicas(self, bucket_type: bytes, bucket: bytes, key: bytes):
         """(partition, node) of every primary replica of a key."""
@@ -43,14 +59,11 @@ class Cluster:
 @pytest.fixture
 async def cluster(tmp_path):
     config = load_config(write_cluster_toml(tmp_path, 5, ring_size=16))
-    nodes = []
-    for spec in config.nodes:
-        peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != spec.name}
-        transport = TcpTransport(spec.name, spec.host, spec.peer_port, peers)
-        node = Node(config, spec.name, backend=MemoryBackend(), transport=transport)
+    backends = {spec.name: MemoryBackend() for spec in config.nodes}
+    nodes = [make_node(config, spec, backends[spec.name]) for spec in config.nodes]
+    for node in nodes:
         await node.start()
-        nodes.append(node)
-    c = Cluster(config, nodes)
+    c = Cluster(config, nodes, backends)
     deadline = asyncio.get_running_loop().time() + 10
     while not all(a.membership.is_up(b.name) for a in nodes for b in nodes):
         assert asyncio.get_running_loop().time() < deadline, "nodes never saw each other"
@@ -317,3 +330,32 @@ async def test_a_silent_node_is_marked_down_then_up_again(cluster, http):
     while not observer.membership.is_up("n3"):
         assert asyncio.get_running_loop().time() < deadline, "n3 never came back"
         await asyncio.sleep(0.05)
+
+
+async def test_hinted_handoff_brings_fallback_writes_home(cluster, http):
+    """A primary is down while its keys are written at w=3; when it returns, it gets them."""
+    keys = [
+        k
+        for k in (f"h{i}" for i in range(300))
+        if "n3" in {n for _, n in cluster.replicas(b"default", b"b", k.encode())}
+    ][:20]
+    await cluster.stop("n3")
+    await wait_until_down(cluster.nodes["n1"], {"n3"})
+    for k in keys:
+        async with http.put(f"{cluster.url('n1')}/buckets/b/keys/{k}?w=3", data=k.encode()) as r:
+            assert r.status == 204, await r.text()
+    held = {p for name, n in cluster.nodes.items() for p, owner in n.handoff.pending()}
+    assert held, "fallbacks should hold n3's partitions while it is down"
+    await cluster.restart("n3")
+    deadline = asyncio.get_running_loop().time() + 15
+    while any(n.handoff.pending() for n in cluster.nodes.values()):
+        assert asyncio.get_running_loop().time() < deadline, "handoff did not finish"
+        await asyncio.sleep(0.05)
+    for k in keys:
+        async with http.get(f"{cluster.url('n2')}/buckets/b/keys/{k}?pr=3") as r:
+            assert (r.status, await r.read()) == (200, k.encode())
+    # The data is on n3 itself, in its own partitions.
+    n3 = cluster.nodes["n3"]
+    for k in keys:
+        partition = next(p for p, n in cluster.replicas(b"default", b"b", k.encode()) if n == "n3")
+        assert n3.vnodes.get(partition, BKey(b"default", b"b", k.encode()).okey) is not None

@@ -1,0 +1,92 @@
+"""Handoff never drops a key that changed after it was sent, and resumes what is left."""
+
+from __future__ import annotations
+
+import random
+
+from spinekv.clock import SystemClock
+from spinekv.node.handoff import Handoff
+from spinekv.node.vnode import Vnodes
+from spinekv.ring import Ring
+from spinekv.storage.memory import MemoryBackend
+from spinekv.transport.base import Unreachable
+
+
+class FakeMembership:
+    def __init__(self) -> None:
+        self.ring = Ring(8, ("owner",) * 8)
+        self.clock = SystemClock()
+
+    def is_up(self, node: str) -> bool:
+        return True
+
+
+class RecordingTransport:
+    """Accepts handoff batches; can write to the sender mid-transfer or fail a batch."""
+
+    def __init__(self, backend: MemoryBackend, fail_after: int | None = None) -> None:
+        self.received: dict[bytes, bytes] = {}
+        self.backend = backend
+        self.fail_after = fail_after
+        self.batches = 0
+        self.on_batch = None
+
+    async def request(self, peer, message, timeout):
+        op, partition, batch = message
+        assert (op, peer) == ("handoff", "owner")
+        if self.fail_after is not None and self.batches >= self.fail_after:
+            raise Unreachable("owner went away")
+        self.batches += 1
+        for okey, value in batch:
+            self.received[okey] = value
+        if self.on_batch:
+            self.on_batch(partition)
+        return True
+
+
+def make(backend, transport, batch=2):
+    vnodes = Vnodes("fallback", backend, random.Random(1))
+    return Handoff("fallback", FakeMembership(), vnodes, transport, batch_objects=batch)
+
+
+async def test_a_write_during_transfer_is_kept_and_sent_next_round():
+    backend = MemoryBackend()
+    for i in range(4):
+        backend.put(3, b"k%d" % i, b"v%d" % i)
+    transport = RecordingTransport(backend)
+
+    def write_during_first_batch(partition):
+        if transport.batches == 1:
+            backend.put(partition, b"k0", b"newer")  # arrives after k0 was read
+
+    transport.on_batch = write_during_first_batch
+    handoff = make(backend, transport)
+    assert await handoff.run_once() == 4
+    assert [k for k, _ in backend.fold(3)] == [b"k0"]  # kept, not lost
+    assert await handoff.run_once() == 1
+    assert transport.received[b"k0"] == b"newer"
+    assert backend.partitions() == []
+
+
+async def test_an_interrupted_transfer_resumes_with_what_is_left():
+    backend = MemoryBackend()
+    for i in range(5):
+        backend.put(6, b"k%d" % i, b"v")
+    transport = RecordingTransport(backend, fail_after=1)
+    handoff = make(backend, transport)
+    await handoff.run_once()
+    assert len(list(backend.fold(6))) == 3  # the first batch of 2 went home
+    assert handoff.stats.completed[-1].error
+    transport.fail_after = None
+    await handoff.run_once()
+    assert backend.partitions() == []
+    assert len(transport.received) == 5
+
+
+async def test_owned_partitions_are_not_handed_off():
+    backend = MemoryBackend()
+    backend.put(1, b"k", b"v")
+    handoff = make(backend, RecordingTransport(backend))
+    handoff.membership.ring = Ring(8, ("fallback",) * 8)
+    assert handoff.pending() == []
+    assert await handoff.run_once() == 0
