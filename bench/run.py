@@ -9,7 +9,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,8 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from load import LoadSpec, PhaseResult, preload, run_phase
+
+from tests.support import free_ports, write_cluster_toml
 
 HOST = "127.0.0.1"
 BARE_SERVER = Path(__file__).resolve().parent / "bare_server.py"
@@ -37,50 +39,6 @@ console = Console()
 
 
 # ---------------------------------------------------------------- targets
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports the kernel just handed out as free."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def write_cluster_toml(folder: Path, nodes: int, n_val: int, max_object_size: int) -> Path:
-    """A cluster.toml like tests/support.write_cluster_toml's, on free loopback ports."""
-    ports = free_ports(2 * nodes)
-    lines = [
-        "[cluster]",
-        'name = "bench"',
-        "ring_size = 64",
-        f"n_val = {n_val}",
-        "request_timeout_ms = 5000",
-        f"max_object_size = {max_object_size}",
-        "",
-        "[bucket_defaults]",
-        'r = "quorum"',
-        'w = "quorum"',
-        "",
-    ]
-    for i in range(nodes):
-        lines += [
-            "[[node]]",
-            f'name = "n{i + 1}"',
-            f'host = "{HOST}"',
-            f"http_port = {ports[2 * i]}",
-            f"peer_port = {ports[2 * i + 1]}",
-            "",
-        ]
-    path = folder / "cluster.toml"
-    path.write_text("\n".join(lines))
-    return path
 
 
 def _http_ports(cluster_toml: Path) -> list[int]:
@@ -181,7 +139,9 @@ class Cluster:
         )
 
     def start(self) -> None:
-        self.config = write_cluster_toml(self.folder, self.nodes, self.n_val, self.max_object_size)
+        self.config = write_cluster_toml(
+            self.folder, self.nodes, n_val=self.n_val, max_object_size=self.max_object_size
+        )
         self.ports = _http_ports(self.config)
         done = self._cli("up", "--detach", timeout=120)
         if done.returncode != 0:

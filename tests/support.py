@@ -26,6 +26,7 @@ def write_cluster_toml(
     *,
     ring_size: int = 64,
     n_val: int = 3,
+    max_object_size: int = 65536,
     extra: str = "",
 ) -> Path:
     """A cluster.toml for `nodes` nodes on free loopback ports; returns its path."""
@@ -36,7 +37,7 @@ def write_cluster_toml(
         f"ring_size = {ring_size}",
         f"n_val = {n_val}",
         "request_timeout_ms = 5000",
-        "max_object_size = 65536",
+        f"max_object_size = {max_object_size}",
         "",
         "[bucket_defaults]",
         'r = "quorum"',

@@ -13,20 +13,39 @@ from __future__ import annotations
 import os
 import signal
 
-from .conftest import wait_for
+from .conftest import ProcessCluster, wait_for
+
+
+def wait_seen(cluster: ProcessCluster, victim: str, up: bool, timeout: float = 20) -> None:
+    """Poll until every other node reports `victim` as up (or down)."""
+    others = [n for n in cluster.config.node_names() if n != victim]
+    wait_for(
+        lambda: all(
+            cluster.request("GET", n, "/admin/status").json()["members"][victim]["up"] == up
+            for n in others
+        ),
+        f"{victim} to be seen {'up' if up else 'down'}",
+        timeout=timeout,
+    )
+
+
+def wait_handoff_done(cluster: ProcessCluster) -> None:
+    """Poll until no node holds data for a partition it does not own."""
+    wait_for(
+        lambda: all(
+            not cluster.request("GET", n, "/admin/status").json()["handoff"]["pending"]
+            for n in cluster.config.node_names()
+        ),
+        "hinted handoff to finish",
+        timeout=60,
+    )
 
 
 def test_kill9_write_w3_restart_and_read_pr3(cluster):
     victim = "n2"
     others = [n for n in cluster.config.node_names() if n != victim]
     cluster.kill9(victim)
-    wait_for(
-        lambda: all(
-            not cluster.request("GET", n, "/admin/status").json()["members"][victim]["up"]
-            for n in others
-        ),
-        f"{victim} to be seen down",
-    )
+    wait_seen(cluster, victim, up=False)
     acknowledged = {}
     for i in range(120):
         key, value = f"k{i}", b"value-%d" % i
@@ -40,14 +59,7 @@ def test_kill9_write_w3_restart_and_read_pr3(cluster):
     assert held > 0, "fallbacks should hold the dead node's partitions"
 
     cluster.up(victim)
-    wait_for(
-        lambda: all(
-            not cluster.request("GET", n, "/admin/status").json()["handoff"]["pending"]
-            for n in cluster.config.node_names()
-        ),
-        "hinted handoff to finish",
-        timeout=60,
-    )
+    wait_handoff_done(cluster)
     for key, value in acknowledged.items():
         r = cluster.request("GET", others[0], f"/buckets/story/keys/{key}?pr=3")
         assert (r.status, r.body) == (200, value), key
@@ -66,14 +78,7 @@ def test_sigstop_longer_than_detection_then_resume(cluster):
     pid = cluster.pid(victim)
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(
-            lambda: all(
-                not cluster.request("GET", n, "/admin/status").json()["members"][victim]["up"]
-                for n in others
-            ),
-            f"{victim} to be seen down while paused",
-            timeout=15,
-        )
+        wait_seen(cluster, victim, up=False, timeout=15)
         acknowledged = {}
         for i in range(60):
             key, value = f"p{i}", b"paused-%d" % i
@@ -85,21 +90,8 @@ def test_sigstop_longer_than_detection_then_resume(cluster):
             assert (r.status, r.body) == (200, value)
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_for(
-        lambda: all(
-            cluster.request("GET", n, "/admin/status").json()["members"][victim]["up"]
-            for n in others
-        ),
-        f"{victim} to be seen up after SIGCONT",
-    )
-    wait_for(
-        lambda: all(
-            not cluster.request("GET", n, "/admin/status").json()["handoff"]["pending"]
-            for n in cluster.config.node_names()
-        ),
-        "hinted handoff to finish",
-        timeout=60,
-    )
+    wait_seen(cluster, victim, up=True)
+    wait_handoff_done(cluster)
     for key, value in acknowledged.items():
         r = cluster.request("GET", others[0], f"/buckets/pause/keys/{key}?pr=3")
         assert (r.status, r.body) == (200, value), key
