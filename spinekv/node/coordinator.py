@@ -98,10 +98,10 @@ class Coordinator:
         task.add_done_callback(self._background.discard)
         return task
 
-    def _preflist(self, bkey: BKey, props: BucketProps) -> tuple[int, list[PrefEntry]]:
+    def _preflist(self, bkey: BKey, props: BucketProps) -> list[PrefEntry]:
         ring = self.membership.ring
         partition = ring.partition_of(bkey.bucket_type, bkey.bucket, bkey.key)
-        return partition, self.membership.preflist(partition, props.n_val)
+        return self.membership.preflist(partition, props.n_val)
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -112,7 +112,7 @@ class Coordinator:
 
     async def get(self, bkey: BKey, props: BucketProps, opts: GetOptions) -> Reply:
         """Ask every replica, answer once r (and pr) replies agree, then read-repair."""
-        _, prefs = self._preflist(bkey, props)
+        prefs = self._preflist(bkey, props)
         core = GetCore(
             n=len(prefs),
             r=opts.r,
@@ -125,7 +125,7 @@ class Coordinator:
             core.expect(i, entry.primary)
         early = core.outcome()
         if early is not None:
-            return self._unreachable_quorum(early, props, prefs)
+            return self._with_reachable(early, props, prefs)
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Reply] = loop.create_future()
         okey = bkey.okey
@@ -152,7 +152,9 @@ class Coordinator:
                 fut.add_done_callback(partial(_remote_reply, i, entry, on_reply))
         return await answer
 
-    def _unreachable_quorum(self, early: Reply, props: BucketProps, prefs: list) -> Reply:
+    @staticmethod
+    def _with_reachable(early: Reply, props: BucketProps, prefs: list[PrefEntry]) -> Reply:
+        """A failure decided before asking anyone, with the replicas that were reachable."""
         if isinstance(early, Failed):
             up = ", ".join(sorted({e.node for e in prefs})) or "none"
             return Failed(f"{early.reason}; n_val={props.n_val}, reachable replicas: {up}")
@@ -204,7 +206,7 @@ class Coordinator:
         forwarded: bool = False,
     ) -> PutResult:
         """Apply the write on a coordinating vnode, replicate it, answer after w acks."""
-        _, prefs = self._preflist(bkey, props)
+        prefs = self._preflist(bkey, props)
         core = PutCore(
             [(e.node, e.primary) for e in prefs],
             w=opts.w,
@@ -214,7 +216,7 @@ class Coordinator:
         )
         early = core.failure()
         if early is not None:
-            return Failed(self._unreachable_quorum(Failed(early), props, prefs).reason)
+            return Failed(self._with_reachable(Failed(early), props, prefs).reason)
         local = next((e for e in prefs if e.node == self.me), None)
         if local is None:
             if forwarded:
@@ -224,7 +226,7 @@ class Coordinator:
                 return result
             # Every candidate failed, so they are now marked down and the preference
             # list has changed: it may hold a fallback here. Try once more with it.
-            _, prefs = self._preflist(bkey, props)
+            prefs = self._preflist(bkey, props)
             if not any(e.node == self.me for e in prefs):
                 return Failed(
                     f"w={opts.w} unsatisfied: no replica could coordinate the write ("
