@@ -114,10 +114,6 @@ def dotted_values(clock: DVVSet) -> list[tuple[str, int, Any]]:
     return [(a, n - i, v) for a, n, vs in clock.entries for i, v in enumerate(vs)]
 
 
-def size(clock: DVVSet) -> int:
-    return sum(len(vs) for _, _, vs in clock.entries)
-
-
 def descends(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
     """True when version vector `a` has seen every event `b` has."""
     return all(a.get(actor, 0) >= n for actor, n in b.items())
@@ -142,7 +138,3 @@ def lww(clock: DVVSet, key: Callable[[Any], Any]) -> DVVSet:
     return DVVSet(
         tuple((a, n, (winner,) if a == winner_actor else ()) for a, n, _ in clock.entries)
     )
-
-
-def map_values(fn: Callable[[Any], Any], clock: DVVSet) -> DVVSet:
-    return DVVSet(tuple((a, n, tuple(fn(v) for v in vs)) for a, n, vs in clock.entries))
