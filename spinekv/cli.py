@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import localcluster
+from .cli_admin import admin
 from .config import ClusterConfig, ConfigError, load_config
 
 console = Console()
@@ -55,9 +56,14 @@ def main(ctx: click.Context, config_path: str) -> None:
 @click.argument("names", nargs=-1)
 @click.pass_context
 def up(ctx: click.Context, detach: bool, timeout: float, names: tuple[str, ...]) -> None:
-    """Start the configured nodes (all, or those NAMED), each as its own process."""
+    """Start the cluster's nodes (or those NAMED), each as its own process.
+
+    Without names: every member in cluster.toml, and every node that has run
+    here before (so a node that joined later comes back too). A member = false
+    node that never ran starts only when named; `spinekv admin join` adds it.
+    """
     config = _config(ctx)
-    wanted = _names(config, names)
+    wanted = _names(config, names) if names else _default_up(config)
     procs: dict[str, subprocess.Popen] = {}
     try:
         for name in wanted:
@@ -79,6 +85,10 @@ def up(ctx: click.Context, detach: bool, timeout: float, names: tuple[str, ...])
         pass
     console.print("stopping ...")
     _stop(config, list(procs))
+
+
+def _default_up(config: ClusterConfig) -> list[str]:
+    return [n.name for n in config.nodes if n.member or (config.node_dir(n.name) / "data").exists()]
 
 
 def _wait_until_serving(
@@ -162,6 +172,9 @@ def status(ctx: click.Context) -> None:
         )
     console.print(table)
     console.print(f"{serving} of {len(config.nodes)} nodes serving")
+
+
+main.add_command(admin)
 
 
 @main.command("node")

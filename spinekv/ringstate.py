@@ -136,9 +136,11 @@ class RingState:
             if status != VALID:
                 what = "not a member" if status is None else status
                 raise RingStateError(f"{node} cannot leave: it is {what}")
-            valid = [n for n, s in self.members if s == VALID]
-            leaving = {n for n, a in self.staged_changes().items() if a == LEAVE}
-            if len(set(valid) - leaving - {node}) < 1:
+            staged = self.staged_changes()
+            valid = {n for n, s in self.members if s == VALID}
+            leaving = {n for n, a in staged.items() if a == LEAVE}
+            joining = {n for n, a in staged.items() if a == JOIN}
+            if not (valid - leaving - {node}) | joining:
                 raise RingStateError(f"{node} cannot leave: it would leave no member")
         else:
             raise RingStateError(f"unknown change {action!r}")

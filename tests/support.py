@@ -28,9 +28,10 @@ def write_cluster_toml(
     n_val: int = 3,
     max_object_size: int = 65536,
     extra: str = "",
+    spare: int = 0,
 ) -> Path:
-    """A cluster.toml for `nodes` nodes on free loopback ports; returns its path."""
-    ports = free_ports(2 * nodes)
+    """A cluster.toml for `nodes` members plus `spare` member = false nodes; returns its path."""
+    ports = free_ports(2 * (nodes + spare))
     lines = [
         "[cluster]",
         'name = "test"',
@@ -47,13 +48,14 @@ def write_cluster_toml(
         "",
         extra,
     ]
-    for i in range(nodes):
+    for i in range(nodes + spare):
         lines += [
             "[[node]]",
             f'name = "n{i + 1}"',
             'host = "127.0.0.1"',
             f"http_port = {ports[2 * i]}",
             f"peer_port = {ports[2 * i + 1]}",
+            *(["member = false"] if i >= nodes else []),
             "",
         ]
     path = folder / "cluster.toml"

@@ -1,41 +1,52 @@
-"""Operator endpoints under /admin: what each replica of a key holds, and node status."""
+"""Operator endpoints under /admin: node status, ring state and staged changes, replicas."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import asdict
 
 from aiohttp import web
 
 from .. import object as riak_object
+from .. import ringstate
+from ..config import ClusterConfig
 from ..node.coordinator import BKey, Coordinator
 from ..node.handoff import Handoff
+from ..ringstate import JOIN, LEAVE, RingStateError
 from ..transport.base import TransportError
 
 
 class AdminHandlers:
-    def __init__(self, coordinator: Coordinator, handoff: Handoff, n_val: int) -> None:
+    def __init__(self, config: ClusterConfig, coordinator: Coordinator, handoff: Handoff) -> None:
+        self.config = config
         self.coordinator = coordinator
         self.handoff = handoff
-        self.n_val = n_val
+        self.n_val = config.n_val
 
     async def status(self, request: web.Request) -> web.Response:
         membership = self.coordinator.membership
-        ring = membership.ring
+        state = membership.state
+        now = membership.clock.monotonic()
         return web.json_response(
             {
                 "node": self.coordinator.me,
                 "pid": os.getpid(),
-                "ring_size": ring.ring_size,
+                "ring_size": state.ring_size,
+                "ring": {"epoch": state.epoch, "digest": state.full_digest},
                 "members": {
-                    name: {"up": membership.is_up(name), "partitions": count}
-                    for name, count in sorted(ring.shares().items())
+                    name: {"up": membership.is_up(name), "partitions": now, "status": status}
+                    for name, (now, _), status in _member_rows(state)
                 },
                 "handoff": {
                     "pending": [
-                        {"partition": p, "owner": owner} for p, owner in self.handoff.pending()
+                        {"partition": p, "target": target, "kind": kind}
+                        for p, target, kind in self.handoff.pending()
                     ],
-                    "active": [asdict(t) for t in self.handoff.stats.active.values()],
+                    "active": [
+                        {**asdict(t), "elapsed": now - t.started}
+                        for t in self.handoff.stats.active.values()
+                    ],
                     "recent": [asdict(t) for t in self.handoff.stats.completed],
                 },
             }
@@ -68,11 +79,122 @@ class AdminHandlers:
             out.append(row)
         return web.json_response({"partition": partition, "replicas": out})
 
+    async def ring(self, request: web.Request) -> web.Response:
+        """The ring state as this node sees it, with who is reachable from here."""
+        membership = self.coordinator.membership
+        state = membership.state
+        return web.json_response(
+            {
+                "node": self.coordinator.me,
+                "epoch": state.epoch,
+                "digest": state.full_digest,
+                "ring_size": state.ring_size,
+                "members": [
+                    {
+                        "node": name,
+                        "status": status,
+                        "up": membership.is_up(name),
+                        "partitions": now,
+                        "partitions_after": after,
+                    }
+                    for name, (now, after), status in _member_rows(state)
+                ],
+                "pending": [
+                    {"partition": m.partition, "source": m.source, "target": m.target}
+                    for m in state.pending_moves()
+                ],
+                "staged": state.staged_changes(),
+                "unreachable": [n for n in self.config.node_names() if not membership.is_up(n)],
+            }
+        )
+
+    async def stage(self, request: web.Request) -> web.Response:
+        """POST /admin/stage?action=join|leave&node=NAME"""
+        action = request.query.get("action", "")
+        node = request.query.get("node", "")
+        if action not in (JOIN, LEAVE):
+            return _refused(400, f"action={action!r}: expected join or leave")
+        if node not in self.config.node_names():
+            return _refused(400, f"node={node!r}: not a node in cluster.toml")
+        membership = self.coordinator.membership
+        if action == JOIN:
+            # It may have just started, and the link to it be waiting out a reconnect
+            # backoff (at most 2 s): keep asking it directly for a little while.
+            deadline = membership.clock.monotonic() + 3.0
+            while not membership.is_up(node) and membership.clock.monotonic() < deadline:
+                await membership.probe(node)
+                if not membership.is_up(node):
+                    await asyncio.sleep(0.2)
+        if action == JOIN and not membership.is_up(node):
+            return _refused(
+                409,
+                f"{node} is not reachable from {membership.me}; start it first "
+                f"(spinekv up --detach {node})",
+            )
+        try:
+            state = membership.stage(node, action)
+        except RingStateError as exc:
+            return _refused(409, str(exc))
+        return web.json_response({"staged": state.staged_changes()})
+
+    async def clear(self, request: web.Request) -> web.Response:
+        state = self.coordinator.membership.clear()
+        return web.json_response({"staged": state.staged_changes()})
+
+    async def plan(self, request: web.Request) -> web.Response:
+        membership = self.coordinator.membership
+        try:
+            plan = membership.plan()
+        except RingStateError as exc:
+            return _refused(409, str(exc))
+        state = membership.state
+        before = state.effective.shares()
+        after = plan.target.shares()
+        return web.json_response(
+            {
+                "joins": list(plan.joins),
+                "leaves": list(plan.leaves),
+                "moves": [
+                    {"partition": m.partition, "source": m.source, "target": m.target}
+                    for m in plan.moves
+                ],
+                "shares": {
+                    n: [before.get(n, 0), after.get(n, 0)] for n in sorted({*before, *after})
+                },
+                "warnings": list(plan.warnings),
+            }
+        )
+
+    async def commit(self, request: web.Request) -> web.Response:
+        membership = self.coordinator.membership
+        try:
+            state = membership.commit()
+        except RingStateError as exc:
+            return _refused(409, str(exc))
+        return web.json_response(
+            {"epoch": state.epoch, "digest": state.full_digest, "moves": len(state.pending_moves())}
+        )
+
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/admin/status", self.status),
+            web.get("/admin/ring", self.ring),
+            web.post("/admin/stage", self.stage),
+            web.post("/admin/clear", self.clear),
+            web.get("/admin/plan", self.plan),
+            web.post("/admin/commit", self.commit),
             web.get("/admin/replicas/types/{type}/buckets/{bucket}/keys/{key}", self.replicas),
         ]
+
+
+def _member_rows(state: ringstate.RingState) -> list[tuple[str, tuple[int, int], str]]:
+    """(node, (partitions now, after pending moves), status) for every member."""
+    shares = ringstate.shares(state)
+    return [(name, shares.get(name, (0, 0)), status) for name, status in state.members]
+
+
+def _refused(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
 
 
 def _describe(raw: bytes | None) -> dict:

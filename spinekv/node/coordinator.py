@@ -372,6 +372,8 @@ class Coordinator:
                     partition, okey, riak_object.decode(encoded), allow_mult=allow_mult
                 )
             return self._durable_ack()
+        if op == "ring":
+            return self.membership.receive(message[1])
         if op == "ping":
             return "pong"
         raise ValueError(f"unknown internode operation {op!r}")

@@ -1,8 +1,12 @@
-"""Hinted handoff: data a node holds for partitions it does not own goes home to the owner.
+"""Handoff: data a node holds for partitions it does not own goes to the owner.
 
-A fallback vnode stores a down primary's writes under that primary's partition.
-Every `interval` the node looks for such partitions whose owner is up, and
-streams their objects over in batches. The owner merges each batch and makes it
+Two kinds, one mechanism. Hinted: a fallback vnode stores a down primary's
+writes under that primary's partition. Ownership: a commit gave a partition
+this node owns to another node (a join or a leave). Every `interval` the node
+looks for both, for owners that are up, and streams the objects over in
+batches. An ownership transfer that completes is marked done in the ring
+state; from then on requests route to the new owner, and anything written
+here meanwhile goes over as hinted data. The owner merges each batch and makes it
 durable before acknowledging; only then does the sender delete each key, and
 only if its copy is unchanged since it was read. A write that lands on the
 fallback mid-transfer is therefore kept and goes in a later round, and a
@@ -29,7 +33,9 @@ class Transfer:
 
     partition: int
     target: str
+    kind: str  # hinted | ownership
     started: float
+    total: int = 0  # objects in the partition when the transfer started
     objects: int = 0
     bytes: int = 0
     done: bool = False
@@ -66,10 +72,20 @@ class Handoff:
         self._task: asyncio.Task | None = None
         self._clock = membership.clock
 
-    def pending(self) -> list[tuple[int, str]]:
-        """(partition, owner) for every partition held here that belongs elsewhere."""
+    def pending(self) -> list[tuple[int, str, str]]:
+        """(partition, target, kind) for every transfer this node still has to make."""
+        moves = [
+            (m.partition, m.target, "ownership")
+            for m in self.membership.state.pending_moves()
+            if m.source == self.me
+        ]
         owners = self.membership.ring.owners
-        return [(p, owners[p]) for p in self.vnodes.backend.partitions() if owners[p] != self.me]
+        hinted = [
+            (p, owners[p], "hinted")
+            for p in self.vnodes.backend.partitions()
+            if owners[p] != self.me
+        ]
+        return moves + hinted
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._forever())
@@ -91,18 +107,24 @@ class Handoff:
     async def run_once(self) -> int:
         """Hand off every partition whose owner is up; returns objects transferred."""
         moved = 0
-        for partition, owner in self.pending():
-            if self.membership.is_up(owner):
-                moved += await self.transfer(partition, owner)
+        for partition, target, kind in self.pending():
+            if not self.membership.is_up(target):
+                continue
+            record = await self.transfer(partition, target, kind)
+            moved += record.objects
+            if kind == "ownership" and record.done:
+                self.membership.mark_done(partition)
         return moved
 
-    async def transfer(self, partition: int, target: str) -> int:
-        record = Transfer(partition, target, self._clock.monotonic())
+    async def transfer(self, partition: int, target: str, kind: str = "hinted") -> Transfer:
+        backend = self.vnodes.backend
+        record = Transfer(partition, target, kind, self._clock.monotonic())
+        record.total = backend.count(partition)
         self.stats.active[partition] = record
-        log.info("handoff of partition %d to %s starting", partition, target)
+        log.info("%s handoff of partition %d to %s starting", kind, partition, target)
         try:
             batch: list[list[bytes]] = []
-            for okey, value in self.vnodes.backend.fold(partition):
+            for okey, value in backend.fold(partition):
                 batch.append([okey, value])
                 if len(batch) >= self.batch_objects:
                     await self._send(partition, target, batch, record)
@@ -121,7 +143,7 @@ class Handoff:
             log.info(
                 "handoff of partition %d to %s done: %d objects", partition, target, record.objects
             )
-        return record.objects
+        return record
 
     async def _send(
         self, partition: int, target: str, batch: list[list[bytes]], record: Transfer

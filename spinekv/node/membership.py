@@ -1,11 +1,16 @@
-"""Membership: the ring this node routes by, and which peers it believes are up.
+"""Membership: this node's ring state, gossip, staged changes, and which peers are up.
 
-The ring is static for now: every cluster.toml node with member = true owns a
-claimed share. Failure detection: each peer is pinged every `probe_interval`;
-a peer is down while the transport cannot connect to it (a dead process is
-seen at once, and stays down until a ping gets through) or when no ping has
-succeeded for `suspect_after` seconds (a paused or partitioned process, whose
-connection stays open but silent). One successful ping brings it back.
+Ring state (see ringstate.py) is loaded from the node's backend at start, or
+bootstrapped from the cluster.toml members, and persisted on every change, so
+a restarted node rejoins with what it knew. Gossip is push-pull: every
+`gossip_interval` the node swaps states with one random peer, and after a
+local change it pushes to every peer at once. Each side merges what it gets.
+
+Failure detection: each peer is pinged every `probe_interval`; a peer is down
+while the transport cannot connect to it (a dead process is seen at once, and
+stays down until a ping gets through) or when no ping has succeeded for
+`suspect_after` seconds (a paused or partitioned process, whose connection
+stays open but silent). One successful ping brings it back.
 """
 
 from __future__ import annotations
@@ -13,13 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+from collections.abc import Callable
 
+from .. import ringstate
 from ..clock import Clock, SystemClock
 from ..config import ClusterConfig
-from ..ring import PrefEntry, Ring, claim, preference_list
+from ..ring import PrefEntry, Ring, preference_list
+from ..ringstate import Plan, RingState
+from ..storage.base import Backend
 from ..transport.base import Transport, TransportError, Unreachable
 
 log = logging.getLogger("spinekv.membership")
+
+RING_META = "ring"
 
 
 class Membership:
@@ -28,22 +40,42 @@ class Membership:
         config: ClusterConfig,
         me: str,
         transport: Transport,
+        backend: Backend,
         *,
         clock: Clock | None = None,
+        rng: random.Random | None = None,
         probe_interval: float = 0.5,
         suspect_after: float = 2.0,
+        gossip_interval: float = 1.0,
     ) -> None:
         self.me = me
         self._transport = transport
+        self._backend = backend
         self.clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._known = set(config.node_names())
         self._peers = [n for n in config.node_names() if n != me]
         self._probe_interval = probe_interval
         self._suspect_after = suspect_after
+        self.gossip_interval = gossip_interval
         now = self.clock.monotonic()
         self._last_ok = dict.fromkeys(self._peers, now)
         self._suspected: set[str] = set()
         self._tasks: list[asyncio.Task] = []
-        self.ring: Ring = claim(config.members(), config.ring_size, config.n_val)
+        self._pushes: set[asyncio.Task] = set()
+        self.on_exit: Callable[[], None] | None = None
+        raw = backend.get_meta(RING_META)
+        if raw is not None:
+            self.state = ringstate.decode(raw)
+        else:
+            self.state = ringstate.bootstrap(config.members(), config.ring_size, config.n_val)
+
+    # ------------------------------------------------------------------ routing
+
+    @property
+    def ring(self) -> Ring:
+        """The owners requests route by right now."""
+        return self.state.effective
 
     def is_up(self, node: str) -> bool:
         if node == self.me:
@@ -60,14 +92,64 @@ class Membership:
     def preflist(self, partition: int, n_val: int) -> list[PrefEntry]:
         return preference_list(self.ring, partition, n_val, self.is_up)
 
+    # ------------------------------------------------------------------ ring state
+
+    def update(self, incoming: RingState) -> bool:
+        """Merge `incoming` into this node's state; persist and spread it if it changed."""
+        merged = ringstate.merge(self.state, incoming).finalised()
+        if merged == self.state:
+            return False
+        before = self.state
+        self.state = merged
+        self._backend.put_meta(RING_META, ringstate.encode(merged))
+        if merged.epoch != before.epoch:
+            log.info(
+                "ring epoch %d: %s; %d moves pending",
+                merged.epoch,
+                ", ".join(f"{n} {s}" for n, s in merged.members),
+                len(merged.pending_moves()),
+            )
+        self._push_all()
+        return True
+
+    def receive(self, raw: bytes) -> bytes:
+        """A peer's gossip: merge it, and answer with ours so the exchange is push-pull."""
+        self.update(ringstate.decode(raw))
+        return ringstate.encode(self.state)
+
+    def stage(self, node: str, action: str) -> RingState:
+        self.update(self.state.stage(node, action, self._stamp(), self._known))
+        return self.state
+
+    def clear(self) -> RingState:
+        self.update(self.state.clear(self._stamp()))
+        return self.state
+
+    def plan(self) -> Plan:
+        return self.state.plan()
+
+    def commit(self) -> RingState:
+        self.update(self.state.commit())
+        return self.state
+
+    def mark_done(self, partition: int) -> None:
+        self.update(self.state.mark_done(partition))
+
+    def _stamp(self) -> int:
+        return int(self.clock.time() * 1_000_000)
+
+    # ------------------------------------------------------------------ tasks
+
     def start(self) -> None:
-        # One loop per peer, so a peer that hangs cannot delay the probes of the others.
+        # One probe loop per peer, so a peer that hangs cannot delay the probes of the others.
         self._tasks = [asyncio.ensure_future(self._probe_forever(p)) for p in self._peers]
+        self._tasks.append(asyncio.ensure_future(self._gossip_forever()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._pushes]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -95,3 +177,45 @@ class Membership:
         now_up = self.is_up(peer)
         if was_up != now_up:
             log.info("peer %s is %s", peer, "up" if now_up else "down")
+            if now_up:
+                self._spawn(self.exchange(peer))  # a returning peer may have missed changes
+
+    async def _gossip_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.gossip_interval)
+            up = [p for p in self._peers if self.is_up(p)]
+            if up:
+                await self.exchange(self._rng.choice(up))
+            await self._exit_if_done()
+
+    async def exchange(self, peer: str) -> bool:
+        """Swap ring states with `peer`; False if it did not answer."""
+        try:
+            raw = await self._transport.request(
+                peer, ["ring", ringstate.encode(self.state)], self._suspect_after
+            )
+        except TransportError:
+            return False
+        self.update(ringstate.decode(raw))
+        return True
+
+    def _push_all(self) -> None:
+        for peer in self._peers:
+            if self.is_up(peer):
+                self._spawn(self.exchange(peer))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
+
+    async def _exit_if_done(self) -> None:
+        """An exiting node that holds nothing removes itself, tells everyone, and stops."""
+        if self.state.status(self.me) != ringstate.EXITING or self._backend.partitions():
+            return
+        self.update(self.state.without(self.me))
+        up = [p for p in self._peers if self.is_up(p)]
+        told = await asyncio.gather(*(self.exchange(p) for p in up))
+        log.info("left the cluster; told %d of %d peers; stopping", sum(told), len(up))
+        if self.on_exit is not None:
+            self.on_exit()

@@ -49,7 +49,12 @@ class Node:
         self.transport = transport
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
-        self.membership = Membership(config, name, transport, clock=self.clock)
+        self.membership = Membership(
+            config, name, transport, backend, clock=self.clock, rng=self.rng
+        )
+        # Set when this node has left the cluster and handed everything off.
+        self.exited = asyncio.Event()
+        self.membership.on_exit = self.exited.set
         self.vnodes = Vnodes(name, backend, self.rng)
         self.coordinator = Coordinator(
             name, self.membership, self.vnodes, transport, self._now_us, self._allow_mult_of
@@ -67,7 +72,7 @@ class Node:
     def http_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_object_size + 1)
         kv = KVHandlers(self.config, self.coordinator, self._now_us)
-        admin = AdminHandlers(self.coordinator, self.handoff, self.config.n_val)
+        admin = AdminHandlers(self.config, self.coordinator, self.handoff)
         app.add_routes(kv.routes() + admin.routes())
         return app
 
@@ -113,8 +118,11 @@ async def _serve(config: ClusterConfig, name: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await node.start()
-        await stop.wait()
-        log.info("node %s stopping", name)
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(node.exited.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        log.info("node %s stopping%s", name, " (left the cluster)" if node.exited.is_set() else "")
     finally:
         await node.stop()
 

@@ -58,6 +58,10 @@ class Backend(Protocol):
         """Every (okey, value) stored under `partition`, in key order."""
         ...
 
+    def count(self, partition: int) -> int:
+        """How many objects `partition` holds (a key scan; for progress displays)."""
+        ...
+
     def partitions(self) -> list[int]:
         """Partitions that hold at least one object."""
         ...

@@ -60,6 +60,10 @@ class LevelDBBackend:
             for k, v in it:
                 yield k[cut:], v
 
+    def count(self, partition: int) -> int:
+        with self._db.iterator(prefix=_prefix(partition), include_value=False) as it:
+            return sum(1 for _ in it)
+
     def partitions(self) -> list[int]:
         found = []
         seek = _OBJ

@@ -31,6 +31,9 @@ class MemoryBackend:
     async def flush(self) -> None:
         """Nothing to make durable in memory."""
 
+    def count(self, partition: int) -> int:
+        return len(self._parts.get(partition, {}))
+
     def partitions(self) -> list[int]:
         return sorted(self._parts)
 

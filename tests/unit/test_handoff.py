@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import random
 
+from spinekv import ringstate
 from spinekv.clock import SystemClock
 from spinekv.node.handoff import Handoff
 from spinekv.node.vnode import Vnodes
-from spinekv.ring import Ring
 from spinekv.storage.memory import MemoryBackend
 from spinekv.transport.base import Unreachable
 
 
 class FakeMembership:
-    def __init__(self) -> None:
-        self.ring = Ring(8, ("owner",) * 8)
+    def __init__(self, owner: str = "owner") -> None:
+        self.state = ringstate.bootstrap([owner], 8, 1)
         self.clock = SystemClock()
+
+    @property
+    def ring(self):
+        return self.state.effective
+
+    def mark_done(self, partition: int) -> None:
+        self.state = self.state.mark_done(partition).finalised()
 
     def is_up(self, node: str) -> bool:
         return True
@@ -87,6 +94,30 @@ async def test_owned_partitions_are_not_handed_off():
     backend = MemoryBackend()
     backend.put(1, b"k", b"v")
     handoff = make(backend, RecordingTransport(backend))
-    handoff.membership.ring = Ring(8, ("fallback",) * 8)
+    handoff.membership = FakeMembership("fallback")
     assert handoff.pending() == []
     assert await handoff.run_once() == 0
+
+
+async def test_ownership_transfer_moves_the_partition_then_marks_it_done():
+    backend = MemoryBackend()
+    for p in (2, 5):
+        for i in range(3):
+            backend.put(p, b"k%d" % i, b"v")
+    handoff = make(backend, RecordingTransport(backend))
+    membership = FakeMembership("fallback")
+    # A commit that gives every partition to "owner": "fallback" is leaving.
+    membership.state = membership.state.stage("owner", "join", 1, {"owner", "fallback"})
+    membership.state = membership.state.stage("fallback", "leave", 2, {"owner", "fallback"})
+    membership.state = membership.state.commit()
+    handoff.membership = membership
+    assert {(p, t, k) for p, t, k in handoff.pending()} == {
+        (p, "owner", "ownership") for p in range(8)
+    }
+    assert await handoff.run_once() == 6
+    assert backend.partitions() == []
+    assert membership.state.pending_moves() == []
+    assert membership.state.status("fallback") == ringstate.EXITING
+    assert membership.ring.owners == ("owner",) * 8
+    kinds = {t.kind for t in handoff.stats.completed}
+    assert kinds == {"ownership"}

@@ -344,7 +344,7 @@ async def test_hinted_handoff_brings_fallback_writes_home(cluster, http):
     for k in keys:
         async with http.put(f"{cluster.url('n1')}/buckets/b/keys/{k}?w=3", data=k.encode()) as r:
             assert r.status == 204, await r.text()
-    held = {p for name, n in cluster.nodes.items() for p, owner in n.handoff.pending()}
+    held = {p for name, n in cluster.nodes.items() for p, _, _ in n.handoff.pending()}
     assert held, "fallbacks should hold n3's partitions while it is down"
     await cluster.restart("n3")
     deadline = asyncio.get_running_loop().time() + 15

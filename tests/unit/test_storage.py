@@ -42,6 +42,7 @@ def test_fold_partitions_and_drop(backend):
     assert backend.partitions() == [0, 7]
     assert list(backend.fold(1)) == []
     assert len(list(backend.fold(0))) == 3
+    assert [backend.count(p) for p in (0, 1, 7)] == [3, 0, 3]
 
 
 def test_metadata_is_separate_from_objects(backend):

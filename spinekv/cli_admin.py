@@ -1,0 +1,318 @@
+"""`spinekv admin`: stage, plan and commit membership changes; member, ring and transfer views."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from typing import Any
+
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from . import localcluster
+from .config import ClusterConfig, ConfigError, load_config
+
+console = Console()
+
+STATUS_STYLE = {"valid": "green", "joining": "cyan", "leaving": "yellow", "exiting": "magenta"}
+
+
+class NodeError(click.ClickException):
+    """A node refused or could not answer; the message says which and why."""
+
+
+def _call(config: ClusterConfig, node: str, method: str, path: str, timeout: float = 10.0) -> Any:
+    url = config.node(node).http_url + path
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as err:
+        try:
+            reason = json.load(err).get("error", "")
+        except ValueError:
+            reason = ""
+        raise NodeError(f"{node} refused: {reason or err}") from None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise NodeError(f"{node} ({url}) did not answer: {exc}") from None
+
+
+def _contact(config: ClusterConfig, chosen: str | None, avoid: str | None = None) -> str:
+    """The node to ask: the one chosen with --node, else the first in cluster.toml that answers."""
+    if chosen is not None:
+        config.node(chosen)
+        return chosen
+    for name in config.node_names():
+        if name != avoid and localcluster.ping(config.node(name), 0.5):
+            return name
+    raise NodeError("no node answers; start the cluster with `spinekv up`")
+
+
+def _statuses(config: ClusterConfig) -> dict[str, dict]:
+    """/admin/status of every node that answers."""
+    out = {}
+    for name in config.node_names():
+        try:
+            out[name] = _call(config, name, "GET", "/admin/status", timeout=2.0)
+        except NodeError:
+            continue
+    return out
+
+
+@click.group()
+@click.option("--node", "node", default=None, help="The node to ask (default: first that answers).")
+@click.pass_context
+def admin(ctx: click.Context, node: str | None) -> None:
+    """Membership changes and cluster views, as riak-admin offers them."""
+    try:
+        ctx.obj["cluster"] = load_config(ctx.obj["config"])
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj["node"] = node
+
+
+def _ctx(ctx: click.Context) -> tuple[ClusterConfig, str | None]:
+    return ctx.obj["cluster"], ctx.obj["node"]
+
+
+# ---------------------------------------------------------------- staging
+
+
+@admin.command()
+@click.argument("name")
+@click.pass_context
+def join(ctx: click.Context, name: str) -> None:
+    """Stage NAME (running, not yet a member) to join the cluster."""
+    config, chosen = _ctx(ctx)
+    contact = _contact(config, chosen, avoid=name)
+    _call(config, contact, "POST", f"/admin/stage?action=join&node={name}")
+    console.print(f"Success: staged join of {name} (via {contact}). Run `spinekv admin plan`.")
+
+
+@admin.command()
+@click.argument("name")
+@click.pass_context
+def leave(ctx: click.Context, name: str) -> None:
+    """Stage member NAME to leave: it hands off everything it owns, then stops."""
+    config, chosen = _ctx(ctx)
+    contact = _contact(config, chosen, avoid=name)
+    _call(config, contact, "POST", f"/admin/stage?action=leave&node={name}")
+    console.print(f"Success: staged leave of {name} (via {contact}). Run `spinekv admin plan`.")
+
+
+@admin.command()
+@click.pass_context
+def clear(ctx: click.Context) -> None:
+    """Drop every staged change."""
+    config, chosen = _ctx(ctx)
+    _call(config, _contact(config, chosen), "POST", "/admin/clear")
+    console.print("Cleared staged changes.")
+
+
+@admin.command()
+@click.pass_context
+def plan(ctx: click.Context) -> None:
+    """Show what committing the staged changes will do."""
+    config, chosen = _ctx(ctx)
+    contact = _contact(config, chosen)
+    result = _call(config, contact, "GET", "/admin/plan")
+    staged = Table(title="Staged changes")
+    staged.add_column("action")
+    staged.add_column("node")
+    for node in result["joins"]:
+        staged.add_row("join", node)
+    for node in result["leaves"]:
+        staged.add_row("leave", node)
+    console.print(staged)
+    members = Table(title="Membership after the transition")
+    for column in ("node", "status after", "partitions now", "partitions after"):
+        members.add_column(column)
+    for node, (now, after) in result["shares"].items():
+        status = "leaving" if node in result["leaves"] else "valid"
+        members.add_row(node, status, str(now), str(after))
+    console.print(members)
+    pairs = Counter((m["source"], m["target"]) for m in result["moves"])
+    console.print(f"Transfers resulting from cluster changes: {len(result['moves'])}")
+    for (source, target), count in sorted(pairs.items()):
+        console.print(f"  {count} transfers from {source} to {target}")
+    for warning in result["warnings"]:
+        console.print(f"[yellow]WARNING: {warning}[/yellow]")
+    console.print("Run `spinekv admin commit` to apply, or `spinekv admin clear` to drop.")
+
+
+@admin.command()
+@click.pass_context
+def commit(ctx: click.Context) -> None:
+    """Apply the staged changes: ownership handoff starts at once."""
+    config, chosen = _ctx(ctx)
+    contact = _contact(config, chosen)
+    result = _call(config, contact, "POST", "/admin/commit")
+    console.print(
+        f"Cluster changes committed (ring epoch {result['epoch']}); "
+        f"{result['moves']} partition transfers to make. Watch: `spinekv admin transfers --watch`."
+    )
+
+
+# ---------------------------------------------------------------- views
+
+
+@admin.command("member-status")
+@click.pass_context
+def member_status(ctx: click.Context) -> None:
+    """Members, their status, and their share of the ring now and once transfers finish."""
+    config, chosen = _ctx(ctx)
+    contact = _contact(config, chosen)
+    ring = _call(config, contact, "GET", "/admin/ring")
+    size = ring["ring_size"]
+    table = Table(title=f"Membership (ring epoch {ring['epoch']}, as {contact} sees it)")
+    for column in ("node", "status", "reachable", "ring", "pending"):
+        table.add_column(column)
+    counts: Counter[str] = Counter()
+    for m in ring["members"]:
+        counts[m["status"]] += 1
+        pending = m["partitions_after"] if m["partitions_after"] != m["partitions"] else None
+        table.add_row(
+            m["node"],
+            Text(m["status"], style=STATUS_STYLE.get(m["status"], "")),
+            Text("up", style="green") if m["up"] else Text("down", style="bold red"),
+            f"{100 * m['partitions'] / size:5.1f}%",
+            "--" if pending is None else f"{100 * pending / size:5.1f}%",
+        )
+    console.print(table)
+    summary = ", ".join(f"{s}: {counts[s]}" for s in STATUS_STYLE)
+    console.print(f"{summary}, down: {sum(not m['up'] for m in ring['members'])}")
+
+
+@admin.command("ring-status")
+@click.pass_context
+def ring_status(ctx: click.Context) -> None:
+    """Whether nodes agree on the ring, pending ownership changes, unreachable nodes."""
+    config, chosen = _ctx(ctx)
+    contact = _contact(config, chosen)
+    ring = _call(config, contact, "GET", "/admin/ring")
+    statuses = _statuses(config)
+    digests = {name: st["ring"]["digest"] for name, st in statuses.items()}
+    agree = sorted(n for n, d in digests.items() if d == ring["digest"])
+    differ = sorted(n for n, d in digests.items() if d != ring["digest"])
+    ready = not ring["pending"] and not differ
+    console.print(
+        f"Ring epoch {ring['epoch']} on {contact}; ring ready: "
+        + ("[green]true[/green]" if ready else "[yellow]false[/yellow]")
+    )
+    console.print(f"Nodes agreeing: {', '.join(agree) or '-'}")
+    if differ:
+        console.print(f"[yellow]Nodes not yet agreeing: {', '.join(differ)}[/yellow]")
+    table = Table(title="Pending ownership changes")
+    for column in ("from", "to", "partitions"):
+        table.add_column(column)
+    pairs = Counter((m["source"], m["target"]) for m in ring["pending"])
+    for (source, target), count in sorted(pairs.items()):
+        table.add_row(source, target, str(count))
+    console.print(table if pairs else "Pending ownership changes: none")
+    if ring["staged"]:
+        staged = ", ".join(f"{a} {n}" for n, a in sorted(ring["staged"].items()))
+        console.print(f"Staged, not committed: {staged}")
+    unreachable = sorted(set(ring["unreachable"]) & {m["node"] for m in ring["members"]})
+    console.print(
+        "Unreachable nodes: " + (f"[red]{', '.join(unreachable)}[/red]" if unreachable else "none")
+    )
+
+
+def _transfer_rows(statuses: dict[str, dict]) -> tuple[list[dict], int]:
+    """Active transfers across the cluster, and how many more wait to start."""
+    active, waiting = [], 0
+    for name, st in statuses.items():
+        running = {t["partition"] for t in st["handoff"]["active"]}
+        waiting += sum(p["partition"] not in running for p in st["handoff"]["pending"])
+        for t in st["handoff"]["active"]:
+            active.append({"source": name, **t})
+    return active, waiting
+
+
+def _transfers_table(statuses: dict[str, dict]) -> Table:
+    active, waiting = _transfer_rows(statuses)
+    table = Table(title=f"Transfers in flight: {len(active)}; waiting to start: {waiting}")
+    for column in ("from", "to", "partition", "kind", "objects", "MiB", "objects/s"):
+        table.add_column(column)
+    for t in active:
+        elapsed = max(t["elapsed"], 1e-3)
+        table.add_row(
+            t["source"],
+            t["target"],
+            str(t["partition"]),
+            t["kind"],
+            f"{t['objects']}/{t['total']}",
+            f"{t['bytes'] / 2**20:.1f}",
+            f"{t['objects'] / elapsed:,.0f}",
+        )
+    return table
+
+
+@admin.command()
+@click.option("--watch", is_flag=True, help="Keep showing progress until no transfer is left.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to watch at most.")
+@click.pass_context
+def transfers(ctx: click.Context, watch: bool, timeout: float) -> None:
+    """Handoffs in flight on every node, with progress and rates."""
+    config, _ = _ctx(ctx)
+    statuses = _statuses(config)
+    if not statuses:
+        raise NodeError("no node answers; start the cluster with `spinekv up`")
+    if not watch:
+        console.print(_transfers_table(statuses))
+        _print_recent(statuses)
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} objects"),
+        TextColumn("{task.fields[rate]}"),
+    )
+    bars: dict[tuple[str, int], tuple[int, int]] = {}  # (node, partition) -> (task, total)
+    deadline = time.monotonic() + timeout
+    with Live(Group(progress), console=console, refresh_per_second=4) as live:
+        while time.monotonic() < deadline:
+            active, waiting = _transfer_rows(statuses)
+            current = set()
+            for t in active:
+                key = (t["source"], t["partition"])
+                current.add(key)
+                rate = f"{t['objects'] / max(t['elapsed'], 1e-3):,.0f} objects/s"
+                if key not in bars:
+                    desc = f"{t['source']} -> {t['target']} p{t['partition']} ({t['kind']})"
+                    total = max(t["total"], 1)
+                    bars[key] = (progress.add_task(desc, total=total, rate=rate), total)
+                progress.update(bars[key][0], completed=t["objects"], rate=rate)
+            for key, (task, total) in bars.items():
+                if key not in current:  # finished since the last look
+                    progress.update(task, completed=total)
+            live.update(Group(Text(f"waiting to start: {waiting}"), progress))
+            if not active and not waiting:
+                break
+            time.sleep(0.5)
+            statuses = _statuses(config)
+    _print_recent(statuses)
+
+
+def _print_recent(statuses: dict[str, dict]) -> None:
+    done = [
+        {"source": name, **t}
+        for name, st in statuses.items()
+        for t in st["handoff"]["recent"]
+        if t["done"]
+    ]
+    if not done:
+        return
+    objects = sum(t["objects"] for t in done)
+    seconds = sum(max(t["finished"] - t["started"], 1e-3) for t in done)
+    console.print(
+        f"Recently finished: {len(done)} transfers, {objects} objects, "
+        f"{objects / seconds:,.0f} objects/s per transfer on average"
+    )
