@@ -96,6 +96,13 @@ class Handoff:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def drain(self, rounds: int = 5) -> None:
+        """Hand off whatever is still held (a leaving node's last act); a few rounds at most."""
+        for _ in range(rounds):
+            if not self.pending():
+                return
+            await self.run_once()
+
     async def _forever(self) -> None:
         while True:
             await asyncio.sleep(self.interval)

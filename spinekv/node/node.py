@@ -122,6 +122,10 @@ async def _serve(config: ClusterConfig, name: str) -> None:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for waiting in waits:
             waiting.cancel()
+        if node.exited.is_set():
+            # A stale coordinator may still have sent a write here: send it on too.
+            await node.handoff.stop()
+            await node.handoff.drain()
         log.info("node %s stopping%s", name, " (left the cluster)" if node.exited.is_set() else "")
     finally:
         await node.stop()

@@ -113,9 +113,10 @@ def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05
         time.sleep(interval)
 
 
-@pytest.fixture
-def cluster(tmp_path, request):
-    c = ProcessCluster(write_cluster_toml(tmp_path, 5))
+@contextlib.contextmanager
+def running_cluster(path: Path, request):
+    """Start the members of cluster.toml at `path`; stop every node afterwards, whatever happens."""
+    c = ProcessCluster(path)
     try:
         c.up()
         yield c
@@ -123,8 +124,21 @@ def cluster(tmp_path, request):
         failed = getattr(request.node, "rep_call", None)
         if failed is not None and failed.failed:
             print(c.logs())
-        c.cli("down", timeout=60)
+        c.cli("down", *c.config.node_names(), timeout=60)
         c.kill_all()
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    with running_cluster(write_cluster_toml(tmp_path, 5), request) as c:
+        yield c
+
+
+@pytest.fixture
+def cluster_with_spare(tmp_path, request):
+    """Five members serving, and n6 (member = false) configured but not started."""
+    with running_cluster(write_cluster_toml(tmp_path, 5, spare=1), request) as c:
+        yield c
 
 
 @pytest.hookimpl(hookwrapper=True)
