@@ -155,11 +155,13 @@ def status(ctx: click.Context) -> None:
     """Show each node, its pid and whether it answers."""
     config = _config(ctx)
     table = Table(title=f"cluster {config.name} ({config.root / 'cluster.toml'})")
-    for column in ("node", "pid", "http", "peer port", "member", "state"):
+    for column in ("node", "pid", "http", "peer port", "ring status", "state"):
         table.add_column(column)
     colours = {"serving": "green", "stopped": "dim", "not answering": "red"}
+    statuses = localcluster.status(config)
+    ring = localcluster.ring_members(config, [st.name for st in statuses if st.serving])
     serving = 0
-    for st in localcluster.status(config):
+    for st in statuses:
         spec = config.node(st.name)
         serving += st.serving
         table.add_row(
@@ -167,7 +169,7 @@ def status(ctx: click.Context) -> None:
             str(st.pid or "-"),
             st.url,
             str(spec.peer_port),
-            "yes" if spec.member else "no",
+            ring.get(st.name, "not a member") if ring is not None else "?",
             Text(st.state, style=colours[st.state]),
         )
     console.print(table)

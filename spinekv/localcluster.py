@@ -134,6 +134,18 @@ def peers_seen_up(spec: NodeSpec, timeout: float = 1.0) -> set[str]:
     return {name for name, info in members.items() if info.get("up")}
 
 
+def ring_members(config: ClusterConfig, serving: list[str]) -> dict[str, str] | None:
+    """member -> ring status, as the first serving node that answers sees it; None if none do."""
+    for name in serving:
+        url = f"{config.node(name).http_url}/admin/ring"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                return {m["node"]: m["status"] for m in json.load(resp)["members"]}
+        except (urllib.error.URLError, OSError, TimeoutError, ValueError, KeyError):
+            continue
+    return None
+
+
 def wait_connected(config: ClusterConfig, names: list[str], timeout: float = 15.0) -> list[str]:
     """Poll until each named node sees every serving member up; returns those that do not."""
     deadline = time.monotonic() + timeout

@@ -99,6 +99,8 @@ def test_add_a_sixth_node_under_write_load(cluster_with_spare):
     assert_all_primaries_hold(cluster, "n6", writer)
     status = cluster.cli("admin", "member-status")
     assert "n6" in status.stdout and "valid: 6" in status.stdout, status.stdout
+    table = cluster.cli("status").stdout
+    assert "valid" in next(line for line in table.splitlines() if " n6 " in line), table
 
     # The ring survives a restart: n6 alone comes back knowing it is a member.
     epoch = cluster.request("GET", "n1", "/admin/ring").json()["epoch"]
