@@ -107,6 +107,20 @@ def leave(ctx: click.Context, name: str) -> None:
     console.print(f"Success: staged leave of {name} (via {contact}). Run `spinekv admin plan`.")
 
 
+@admin.command("force-remove")
+@click.argument("name")
+@click.pass_context
+def force_remove(ctx: click.Context, name: str) -> None:
+    """Stage removing member NAME that is gone for good: nothing is handed off from it."""
+    config, chosen = _ctx(ctx)
+    contact = _contact(config, chosen, avoid=name)
+    _call(config, contact, "POST", f"/admin/stage?action=remove&node={name}")
+    console.print(
+        f"Success: staged force-remove of {name} (via {contact}). Its replicas are rebuilt "
+        "from the others. Run `spinekv admin plan`."
+    )
+
+
 @admin.command()
 @click.pass_context
 def clear(ctx: click.Context) -> None:
@@ -130,12 +144,16 @@ def plan(ctx: click.Context) -> None:
         staged.add_row("join", node)
     for node in result["leaves"]:
         staged.add_row("leave", node)
+    for node in result["removes"]:
+        staged.add_row("force-remove", node)
     console.print(staged)
     members = Table(title="Membership after the transition")
     for column in ("node", "status after", "partitions now", "partitions after"):
         members.add_column(column)
     for node, (now, after) in result["shares"].items():
         status = "leaving" if node in result["leaves"] else "valid"
+        if node in result["removes"]:
+            status = "removed"
         members.add_row(node, status, str(now), str(after))
     console.print(members)
     pairs = Counter((m["source"], m["target"]) for m in result["moves"])

@@ -9,7 +9,7 @@ One RingState is what every node holds and gossips. Its parts:
   old owner serves it and streams it to the new one (ownership handoff).
 - `done` only grows within an epoch, so nodes that mark transfers in any
   order agree on the union.
-- `staged` holds the joins and leaves waiting for `plan` and `commit`, last
+- `staged` holds the joins, leaves and removals waiting for `plan` and `commit`, last
   writer wins per node.
 
 `merge` is a join: commutative, associative and idempotent. The state with the
@@ -41,6 +41,7 @@ STATUSES = (JOINING, VALID, LEAVING, EXITING)
 
 JOIN = "join"
 LEAVE = "leave"
+REMOVE = "remove"  # force-remove: a member that is gone for good; no handoff from it
 NONE = "none"  # a cleared staged entry; keeps its stamp so an older stage cannot reappear
 
 
@@ -61,6 +62,7 @@ class Plan:
 
     joins: tuple[str, ...]
     leaves: tuple[str, ...]
+    removes: tuple[str, ...]
     moves: tuple[Move, ...]
     target: Ring
     warnings: tuple[str, ...]
@@ -125,23 +127,24 @@ class RingState:
         return replace(self, done=self.done | {partition})
 
     def stage(self, node: str, action: str, stamp: int, known: set[str]) -> RingState:
-        """Stage a join or leave of `node`; `known` is every node cluster.toml names."""
+        """Stage a join, leave or remove of `node`; `known` is every node cluster.toml names."""
         status = self.status(node)
         if action == JOIN:
             if node not in known:
                 raise RingStateError(f"{node} is not a node in cluster.toml")
             if status is not None:
                 raise RingStateError(f"{node} is already a member ({status})")
-        elif action == LEAVE:
+        elif action in (LEAVE, REMOVE):
+            verb = "leave" if action == LEAVE else "be removed"
             if status != VALID:
                 what = "not a member" if status is None else status
-                raise RingStateError(f"{node} cannot leave: it is {what}")
+                raise RingStateError(f"{node} cannot {verb}: it is {what}")
             staged = self.staged_changes()
             valid = {n for n, s in self.members if s == VALID}
-            leaving = {n for n, a in staged.items() if a == LEAVE}
+            going = {n for n, a in staged.items() if a in (LEAVE, REMOVE)}
             joining = {n for n, a in staged.items() if a == JOIN}
-            if not (valid - leaving - {node}) | joining:
-                raise RingStateError(f"{node} cannot leave: it would leave no member")
+            if not (valid - going - {node}) | joining:
+                raise RingStateError(f"{node} cannot {verb}: it would leave no member")
         else:
             raise RingStateError(f"unknown change {action!r}")
         return self._with_staged({node: (action, stamp)})
@@ -166,10 +169,14 @@ class RingState:
             )
         changes = self.staged_changes()
         if not changes:
-            raise RingStateError("no changes staged; stage some with admin join or admin leave")
+            raise RingStateError(
+                "no changes staged; stage some with admin join, leave or force-remove"
+            )
         joins = tuple(sorted(n for n, a in changes.items() if a == JOIN))
         leaves = tuple(sorted(n for n, a in changes.items() if a == LEAVE))
-        stays = [n for n, s in self.members if s in (VALID, JOINING) and n not in leaves]
+        removes = tuple(sorted(n for n, a in changes.items() if a == REMOVE))
+        going = {*leaves, *removes}
+        stays = [n for n, s in self.members if s in (VALID, JOINING) and n not in going]
         new_members = sorted({*stays, *joins})
         target = claim(
             new_members, self.ring_size, self.n_val, previous=Ring(self.ring_size, self.owners)
@@ -189,7 +196,12 @@ class RingState:
             warnings.append(
                 f"{len(bad)} preference lists will not have {self.n_val} distinct nodes"
             )
-        return Plan(joins, leaves, moves, target, tuple(warnings))
+        if orphaned := sum(m.source in removes for m in moves):
+            warnings.append(
+                f"{orphaned} partitions of {', '.join(removes)} will not be handed off; their "
+                "new owners start empty and fill from the other replicas (read repair)"
+            )
+        return Plan(joins, leaves, removes, moves, target, tuple(warnings))
 
     def commit(self) -> RingState:
         """Start the next epoch with the planned owners as its target."""
@@ -199,6 +211,10 @@ class RingState:
             status[node] = JOINING
         for node in plan.leaves:
             status[node] = LEAVING
+        for node in plan.removes:
+            del status[node]
+        # Nobody can hand off a removed node's partitions: they count as moved already.
+        gone = frozenset(m.partition for m in plan.moves if m.source in plan.removes)
         return RingState(
             epoch=self.epoch + 1,
             ring_size=self.ring_size,
@@ -206,7 +222,7 @@ class RingState:
             members=tuple(sorted(status.items())),
             owners=self.owners,
             target=plan.target.owners,
-            done=frozenset(),
+            done=gone,
             staged=(),
         ).finalised()
 

@@ -13,7 +13,7 @@ from .. import ringstate
 from ..config import ClusterConfig
 from ..node.coordinator import BKey, Coordinator
 from ..node.handoff import Handoff
-from ..ringstate import JOIN, LEAVE, RingStateError
+from ..ringstate import JOIN, LEAVE, REMOVE, RingStateError
 from ..transport.base import TransportError
 
 
@@ -109,11 +109,11 @@ class AdminHandlers:
         )
 
     async def stage(self, request: web.Request) -> web.Response:
-        """POST /admin/stage?action=join|leave&node=NAME"""
+        """POST /admin/stage?action=join|leave|remove&node=NAME"""
         action = request.query.get("action", "")
         node = request.query.get("node", "")
-        if action not in (JOIN, LEAVE):
-            return _refused(400, f"action={action!r}: expected join or leave")
+        if action not in (JOIN, LEAVE, REMOVE):
+            return _refused(400, f"action={action!r}: expected join, leave or remove")
         if node not in self.config.node_names():
             return _refused(400, f"node={node!r}: not a node in cluster.toml")
         membership = self.coordinator.membership
@@ -154,6 +154,7 @@ class AdminHandlers:
             {
                 "joins": list(plan.joins),
                 "leaves": list(plan.leaves),
+                "removes": list(plan.removes),
                 "moves": [
                     {"partition": m.partition, "source": m.source, "target": m.target}
                     for m in plan.moves

@@ -148,3 +148,39 @@ def test_staging_refusals_are_clear(cluster_with_spare):
     refused = cluster.cli("admin", "leave", "n9")
     assert refused.returncode != 0 and "not a node in cluster.toml" in refused.stderr
     assert cluster.request("GET", "n1", "/admin/ring").json()["epoch"] == 0
+
+
+def test_force_remove_a_dead_node_and_rebuild_its_replicas(cluster):
+    """A machine is gone for good: force-remove it; r=all reads rebuild the new owners."""
+    dead = "n4"
+    stay = ["n1", "n2", "n3", "n5"]
+    acked = {}
+    for i in range(60):
+        key, value = f"f{i}", b"kept-%d" % i
+        r = cluster.request("PUT", stay[i % 4], f"/buckets/gone/keys/{key}?w=3&dw=3", value)
+        assert r.status == 204, r.body
+        acked[key] = value
+    cluster.kill9(dead)
+    # A leave would wait for the dead node to hand off, forever: clear it, force-remove.
+    assert cluster.cli("admin", "leave", dead).returncode == 0
+    assert cluster.cli("admin", "clear").returncode == 0
+    result = cluster.cli("admin", "force-remove", dead)
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = cluster.cli("admin", "plan")
+    assert "will not be handed off" in plan.stdout, plan.stdout
+    assert cluster.cli("admin", "commit").returncode == 0
+    wait_for(lambda: ring_settled(cluster, stay), "the ring to settle without n4", 60)
+    ring = cluster.request("GET", "n1", "/admin/ring").json()
+    assert dead not in {m["node"] for m in ring["members"]}
+    for key, value in acked.items():
+        r = cluster.request("GET", "n2", f"/buckets/gone/keys/{key}?r=all")
+        assert (r.status, r.body) == (200, value), key
+
+    def rebuilt() -> bool:
+        return all(
+            r["status"] == "found" and r["primary"]
+            for key in acked
+            for r in cluster.replicas("n1", "gone", key)
+        )
+
+    wait_for(rebuilt, "read repair to fill the new owners", 30)

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spinekv import ringstate
-from spinekv.ringstate import JOIN, LEAVE, RingState, RingStateError
+from spinekv.ringstate import JOIN, LEAVE, REMOVE, RingState, RingStateError
 
 NODES = [f"n{i}" for i in range(1, 7)]
 KNOWN = set(NODES)
@@ -42,7 +42,10 @@ def act(state: RingState, action: tuple, stamp: int) -> RingState:
 
 
 actions = st.one_of(
-    st.tuples(st.just("stage"), st.tuples(st.sampled_from(NODES), st.sampled_from([JOIN, LEAVE]))),
+    st.tuples(
+        st.just("stage"),
+        st.tuples(st.sampled_from(NODES), st.sampled_from([JOIN, LEAVE, JOIN, LEAVE, REMOVE])),
+    ),
     st.tuples(st.just("clear"), st.none()),
     st.tuples(st.just("commit"), st.none()),
     st.tuples(st.just("commit"), st.none()),

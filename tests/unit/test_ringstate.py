@@ -11,6 +11,7 @@ from spinekv.ringstate import (
     JOINING,
     LEAVE,
     LEAVING,
+    REMOVE,
     VALID,
     RingStateError,
 )
@@ -120,3 +121,18 @@ def test_shares_show_now_and_after():
     assert shares["n6"][0] == 0
     assert shares["n6"][1] >= 10
     assert sum(now for now, _ in shares.values()) == 64
+
+
+def test_force_remove_drops_a_dead_member_without_waiting_for_its_handoff():
+    state = five().stage("n4", REMOVE, 1, KNOWN)
+    plan = state.plan()
+    assert plan.removes == ("n4",)
+    assert any("will not be handed off" in w for w in plan.warnings)
+    committed = state.commit()
+    assert "n4" not in committed.member_names()
+    assert "n4" not in committed.effective.owners
+    # Only moves between live members remain to hand off.
+    assert all(m.source != "n4" for m in committed.pending_moves())
+    done = finish_all_moves(committed)
+    assert set(done.owners) == {"n1", "n2", "n3", "n5"}
+    assert [s for _, s in done.members] == [VALID] * 4
