@@ -21,7 +21,7 @@ from ..dvv import DVVSet
 from ..object import Content
 from ..quorum import Failed, Found, GetCore, NotFound, PutCore, Reply
 from ..ring import PrefEntry
-from ..storage.base import object_key, split_object_key
+from ..storage.base import object_key
 from ..transport.base import Transport, TransportError
 from .membership import Membership
 from .vnode import Vnodes
@@ -89,6 +89,7 @@ class Coordinator:
         self.transport = transport
         self._now_us = now_us
         self._background: set[asyncio.Task] = set()
+        self._handoff_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ helpers
 
@@ -365,18 +366,23 @@ class Coordinator:
         if op == "coord_put":
             return self._handle_coord_put(message)
         if op == "handoff":
-            _, partition, batch = message
-            for okey, encoded in batch:
-                allow_mult = self._allow_mult_of(split_object_key(okey)[0])
-                self.vnodes.merge(
-                    partition, okey, riak_object.decode(encoded), allow_mult=allow_mult
-                )
-            return self._durable_ack()
+            _, partition, batch, ring = message
+            self.membership.receive(ring)
+            return self._receive_handoff(partition, batch)
         if op == "ring":
             return self.membership.receive(message[1])
         if op == "ping":
             return "pong"
         raise ValueError(f"unknown internode operation {op!r}")
+
+    async def _receive_handoff(self, partition: int, batch: list) -> bool:
+        # One batch at a time, in slices with a yield between: the several nodes that
+        # hand off to a returning node at once must not take its whole event loop.
+        async with self._handoff_lock:
+            for start in range(0, len(batch), 100):
+                self.vnodes.merge_batch(partition, batch[start : start + 100], self._allow_mult_of)
+                await asyncio.sleep(0)
+            return await self._durable_ack()
 
     async def _durable_ack(self) -> bool:
         await self.vnodes.flush()

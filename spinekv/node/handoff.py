@@ -20,6 +20,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from .. import ringstate
 from ..transport.base import Transport, TransportError
 from .membership import Membership
 from .vnode import Vnodes
@@ -60,6 +61,7 @@ class Handoff:
         interval: float = 2.0,
         batch_objects: int = 500,
         timeout: float = 30.0,
+        max_rate: float = 2500.0,
     ) -> None:
         self.me = me
         self.membership = membership
@@ -68,8 +70,12 @@ class Handoff:
         self.interval = interval
         self.batch_objects = batch_objects
         self.timeout = timeout
+        # Objects/s this node sends at most. Handoff is background work: unpaced, a
+        # returning node's senders take a whole core and foreground requests slow by half.
+        self.max_rate = max_rate
         self.stats = HandoffStats()
         self._task: asyncio.Task | None = None
+        self._kick = asyncio.Event()
         self._clock = membership.clock
 
     def pending(self) -> list[tuple[int, str, str]]:
@@ -79,11 +85,13 @@ class Handoff:
             for m in self.membership.state.pending_moves()
             if m.source == self.me
         ]
-        owners = self.membership.ring.owners
+        state = self.membership.state
+        owners = state.effective.owners
+        # A partition on its way here from its old owner stays: it is ours once moved.
         hinted = [
             (p, owners[p], "hinted")
             for p in self.vnodes.backend.partitions()
-            if owners[p] != self.me
+            if owners[p] != self.me and state.target[p] != self.me
         ]
         return moves + hinted
 
@@ -103,9 +111,15 @@ class Handoff:
                 return
             await self.run_once()
 
+    def kick(self) -> None:
+        """Start a round now (a peer came back or the ring changed) instead of at the interval."""
+        self._kick.set()
+
     async def _forever(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.interval)
+            self._kick.clear()
             try:
                 await self.run_once()
             except Exception:  # a bad round must not end handoff for good
@@ -155,11 +169,18 @@ class Handoff:
     async def _send(
         self, partition: int, target: str, batch: list[list[bytes]], record: Transfer
     ) -> None:
-        await self.transport.request(target, ["handoff", partition, batch], self.timeout)
+        started = self._clock.monotonic()
+        # The batch carries our ring state, so the receiver knows of the move (or that it
+        # is done) before it holds the data, and never hands it back as misplaced.
+        ring = ringstate.encode(self.membership.state)
+        message = ["handoff", partition, batch, ring]
+        await self.transport.request(target, message, self.timeout)
         backend = self.vnodes.backend
-        for okey, value in batch:
-            # Unchanged since it was read: the owner has it. Changed: keep it for next round.
-            if backend.get(partition, okey) == value:
-                backend.delete(partition, okey)
+        # Unchanged since it was read: the owner has it. Changed: keep it for next round.
+        backend.delete_many(partition, [k for k, v in batch if backend.get(partition, k) == v])
         record.objects += len(batch)
         record.bytes += sum(len(v) for _, v in batch)
+        if self.max_rate:
+            rest = len(batch) / self.max_rate - (self._clock.monotonic() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)

@@ -64,6 +64,8 @@ class Membership:
         self._tasks: list[asyncio.Task] = []
         self._pushes: set[asyncio.Task] = set()
         self.on_exit: Callable[[], None] | None = None
+        # Called when a peer comes back or the ring changes (handoff starts a round).
+        self.listeners: list[Callable[[], None]] = []
         raw = backend.get_meta(RING_META)
         if raw is not None:
             self.state = ringstate.decode(raw)
@@ -110,6 +112,7 @@ class Membership:
                 len(merged.pending_moves()),
             )
         self._push_all()
+        self._notify()
         return True
 
     def receive(self, raw: bytes) -> bytes:
@@ -179,6 +182,7 @@ class Membership:
             log.info("peer %s is %s", peer, "up" if now_up else "down")
             if now_up:
                 self._spawn(self.exchange(peer))  # a returning peer may have missed changes
+                self._notify()
 
     async def _gossip_forever(self) -> None:
         while True:
@@ -203,6 +207,10 @@ class Membership:
         for peer in self._peers:
             if self.is_up(peer):
                 self._spawn(self.exchange(peer))
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)

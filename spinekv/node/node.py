@@ -60,6 +60,7 @@ class Node:
             name, self.membership, self.vnodes, transport, self._now_us, self._allow_mult_of
         )
         self.handoff = Handoff(name, self.membership, self.vnodes, transport)
+        self.membership.listeners.append(self.handoff.kick)
         self._runner: web.AppRunner | None = None
 
     def _allow_mult_of(self, bucket_type: bytes) -> bool:

@@ -10,12 +10,12 @@ everyone waiting (group commit).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .. import object as riak_object
 from ..dvv import DVVSet
 from ..object import Content
-from ..storage.base import Backend
+from ..storage.base import Backend, split_object_key
 
 
 class Vnodes:
@@ -76,6 +76,20 @@ class Vnodes:
         merged = riak_object.merge(local, incoming, allow_mult=allow_mult)
         if merged != local:
             self.backend.put(partition, okey, riak_object.encode(merged))
+
+    def merge_batch(
+        self, partition: int, items: list, allow_mult_of: Callable[[bytes], bool]
+    ) -> None:
+        """Merge handed-off (okey, encoded) pairs; keys new here are stored as sent."""
+        fresh = []
+        for okey, encoded in items:
+            local = self.backend.get(partition, okey)
+            if local is None:
+                fresh.append((okey, encoded))  # nothing to merge with: skip decode and encode
+            elif local != encoded:
+                allow_mult = allow_mult_of(split_object_key(okey)[0])
+                self.merge(partition, okey, riak_object.decode(encoded), allow_mult=allow_mult)
+        self.backend.put_many(partition, fresh)
 
     async def flush(self) -> None:
         """Return once every write made so far is on disk."""

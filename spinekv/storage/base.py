@@ -46,6 +46,14 @@ class Backend(Protocol):
 
     def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None: ...
 
+    def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
+        """Store several (okey, value) pairs in one atomic write."""
+        ...
+
+    def delete_many(self, partition: int, okeys: list[bytes]) -> None:
+        """Delete several keys in one atomic write."""
+        ...
+
     async def flush(self) -> None:
         """Return once every write made before this call is durable (fsynced).
 

@@ -53,6 +53,18 @@ class LevelDBBackend:
         with self._db.write_batch(sync=sync) as batch:
             batch.delete(_prefix(partition) + okey)
 
+    def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
+        prefix = _prefix(partition)
+        with self._db.write_batch() as batch:
+            for okey, value in items:
+                batch.put(prefix + okey, value)
+
+    def delete_many(self, partition: int, okeys: list[bytes]) -> None:
+        prefix = _prefix(partition)
+        with self._db.write_batch() as batch:
+            for okey in okeys:
+                batch.delete(prefix + okey)
+
     def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         prefix = _prefix(partition)
         cut = len(prefix)

@@ -23,6 +23,14 @@ class MemoryBackend:
             if not part:
                 del self._parts[partition]
 
+    def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
+        for okey, value in items:
+            self.put(partition, okey, value)
+
+    def delete_many(self, partition: int, okeys: list[bytes]) -> None:
+        for okey in okeys:
+            self.delete(partition, okey)
+
     def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         part = self._parts.get(partition, {})
         # Snapshot so callers may write while folding, as a LevelDB iterator allows.

@@ -60,7 +60,7 @@ def ring_settled(cluster: ProcessCluster, names: list[str]) -> bool:
         len({s["ring"]["digest"] for s in statuses}) == 1
         and not ring["pending"]
         and all(m["status"] == "valid" for m in ring["members"])
-        and not any(s["handoff"]["pending"] for s in statuses)
+        and not any(s["handoff"]["pending"] or s["handoff"]["active"] for s in statuses)
     )
 
 

@@ -39,7 +39,7 @@ class RecordingTransport:
         self.on_batch = None
 
     async def request(self, peer, message, timeout):
-        op, partition, batch = message
+        op, partition, batch, _ring = message
         assert (op, peer) == ("handoff", "owner")
         if self.fail_after is not None and self.batches >= self.fail_after:
             raise Unreachable("owner went away")
@@ -121,3 +121,18 @@ async def test_ownership_transfer_moves_the_partition_then_marks_it_done():
     assert membership.ring.owners == ("owner",) * 8
     kinds = {t.kind for t in handoff.stats.completed}
     assert kinds == {"ownership"}
+
+
+async def test_data_arriving_for_a_pending_move_is_not_sent_back():
+    """The new owner of a moving partition keeps what its old owner has sent so far."""
+    backend = MemoryBackend()
+    backend.put(4, b"k", b"v")  # arrived from "owner", which still routes partition 4
+    handoff = make(backend, RecordingTransport(backend))
+    membership = FakeMembership("owner")
+    membership.state = membership.state.stage("fallback", "join", 1, {"owner", "fallback"})
+    membership.state = membership.state.commit()
+    assert membership.state.target[4] == "fallback"  # moving here, not yet done
+    handoff.membership = membership
+    assert all(p != 4 for p, _, _ in handoff.pending())
+    await handoff.run_once()
+    assert backend.get(4, b"k") == b"v"
