@@ -310,11 +310,18 @@ def encode(state: RingState) -> bytes:
 
 
 def decode(raw: bytes) -> RingState:
-    fields = msgpack.unpackb(raw)
+    """The state `encode` wrote; ValueError for anything else, whatever its shape."""
+    try:
+        return _decode(msgpack.unpackb(raw))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"malformed ring state: {exc}") from None
+
+
+def _decode(fields: object) -> RingState:
     if not isinstance(fields, list) or not fields or fields[0] != 1:
         raise ValueError("not a version-1 ring state")
     _, epoch, ring_size, n_val, members, owners, target, done, staged = fields
-    return RingState(
+    state = RingState(
         epoch=epoch,
         ring_size=ring_size,
         n_val=n_val,
@@ -324,3 +331,6 @@ def decode(raw: bytes) -> RingState:
         done=frozenset(done),
         staged=tuple((n, a, s) for n, a, s in staged),
     )
+    Ring(state.ring_size, state.owners)  # checks sizes
+    Ring(state.ring_size, state.target)
+    return state

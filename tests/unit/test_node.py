@@ -10,6 +10,7 @@ import asyncio
 import re
 
 import aiohttp
+import msgpack
 import pytest
 
 from spinekv import object as riak_object
@@ -359,3 +360,29 @@ async def test_hinted_handoff_brings_fallback_writes_home(cluster, http):
     for k in keys:
         partition = next(p for p, n in cluster.replicas(b"default", b"b", k.encode()) if n == "n3")
         assert n3.vnodes.get(partition, BKey(b"default", b"b", k.encode()).okey) is not None
+
+
+async def test_admin_staging_rejects_bad_input_and_changes_nothing(cluster, http):
+    base = cluster.url("n1")
+    bad = [
+        ("/admin/stage?action=explode&node=n2", 400, "expected join, leave or remove"),
+        ("/admin/stage?action=leave&node=n9", 400, "not a node in cluster.toml"),
+        ("/admin/stage?action=join&node=n2", 409, "already a member"),
+        ("/admin/commit", 409, "no changes staged"),
+    ]
+    for path, status, reason in bad:
+        async with http.post(base + path) as r:
+            assert r.status == status, path
+            assert reason in (await r.json())["error"]
+    async with http.get(base + "/admin/plan") as r:
+        assert r.status == 409
+    async with http.get(base + "/admin/ring") as r:
+        ring = await r.json()
+    assert ring["epoch"] == 0 and ring["staged"] == {} and ring["pending"] == []
+    # A garbled ring frame from a peer is refused without touching this node's state.
+    for garbage in (b"\x93garbage", msgpack.packb([1, "x", 2]), msgpack.packb([1] * 9)):
+        with pytest.raises(ValueError, match="malformed ring state"):
+            cluster.nodes["n1"].membership.receive(garbage)
+    assert cluster.nodes["n1"].membership.state.epoch == 0
+    async with http.get(base + "/ping") as r:
+        assert r.status == 200
