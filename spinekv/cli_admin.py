@@ -57,13 +57,11 @@ def _contact(config: ClusterConfig, chosen: str | None, avoid: str | None = None
 
 def _statuses(config: ClusterConfig) -> dict[str, dict]:
     """/admin/status of every node that answers."""
-    out = {}
-    for name in config.node_names():
-        try:
-            out[name] = _call(config, name, "GET", "/admin/status", timeout=2.0)
-        except NodeError:
-            continue
-    return out
+    found = {
+        n: localcluster.fetch_json(config.node(n), "/admin/status", 2.0)
+        for n in config.node_names()
+    }
+    return {name: status for name, status in found.items() if status is not None}
 
 
 @click.group()

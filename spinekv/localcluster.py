@@ -124,25 +124,27 @@ def wait_serving(
     return problems
 
 
+def fetch_json(spec: NodeSpec, path: str, timeout: float = 1.0) -> dict | None:
+    """GET `path` from the node as JSON; None if it does not answer with JSON."""
+    try:
+        with urllib.request.urlopen(f"{spec.http_url}{path}", timeout=timeout) as resp:
+            return json.load(resp)
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError):
+        return None
+
+
 def peers_seen_up(spec: NodeSpec, timeout: float = 1.0) -> set[str]:
     """The members node `spec` currently believes are up (from its /admin/status)."""
-    try:
-        with urllib.request.urlopen(f"{spec.http_url}/admin/status", timeout=timeout) as resp:
-            members = json.load(resp)["members"]
-    except (urllib.error.URLError, OSError, TimeoutError, ValueError, KeyError):
-        return set()
-    return {name for name, info in members.items() if info.get("up")}
+    status = fetch_json(spec, "/admin/status", timeout) or {}
+    return {name for name, info in status.get("members", {}).items() if info.get("up")}
 
 
 def ring_members(config: ClusterConfig, serving: list[str]) -> dict[str, str] | None:
     """member -> ring status, as the first serving node that answers sees it; None if none do."""
     for name in serving:
-        url = f"{config.node(name).http_url}/admin/ring"
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as resp:
-                return {m["node"]: m["status"] for m in json.load(resp)["members"]}
-        except (urllib.error.URLError, OSError, TimeoutError, ValueError, KeyError):
-            continue
+        ring = fetch_json(config.node(name), "/admin/ring")
+        if ring is not None:
+            return {m["node"]: m["status"] for m in ring["members"]}
     return None
 
 
