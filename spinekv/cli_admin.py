@@ -83,15 +83,26 @@ def _ctx(ctx: click.Context) -> tuple[ClusterConfig, str | None]:
 # ---------------------------------------------------------------- staging
 
 
+def _stage(ctx: click.Context, action: str, name: str, note: str = "") -> None:
+    """Stage `action` of NAME through a node other than NAME itself."""
+    config, chosen = _ctx(ctx)
+    contact = _contact(config, chosen, avoid=name)
+    _call(config, contact, "POST", f"/admin/stage?action={action}&node={name}")
+    what = "force-remove" if action == "remove" else action
+    sentences = [
+        f"Success: staged {what} of {name} (via {contact}).",
+        note,
+        "Run `spinekv admin plan`.",
+    ]
+    console.print(" ".join(filter(None, sentences)))
+
+
 @admin.command()
 @click.argument("name")
 @click.pass_context
 def join(ctx: click.Context, name: str) -> None:
     """Stage NAME (running, not yet a member) to join the cluster."""
-    config, chosen = _ctx(ctx)
-    contact = _contact(config, chosen, avoid=name)
-    _call(config, contact, "POST", f"/admin/stage?action=join&node={name}")
-    console.print(f"Success: staged join of {name} (via {contact}). Run `spinekv admin plan`.")
+    _stage(ctx, "join", name)
 
 
 @admin.command()
@@ -99,10 +110,7 @@ def join(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def leave(ctx: click.Context, name: str) -> None:
     """Stage member NAME to leave: it hands off everything it owns, then stops."""
-    config, chosen = _ctx(ctx)
-    contact = _contact(config, chosen, avoid=name)
-    _call(config, contact, "POST", f"/admin/stage?action=leave&node={name}")
-    console.print(f"Success: staged leave of {name} (via {contact}). Run `spinekv admin plan`.")
+    _stage(ctx, "leave", name)
 
 
 @admin.command("force-remove")
@@ -110,13 +118,7 @@ def leave(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def force_remove(ctx: click.Context, name: str) -> None:
     """Stage removing member NAME that is gone for good: nothing is handed off from it."""
-    config, chosen = _ctx(ctx)
-    contact = _contact(config, chosen, avoid=name)
-    _call(config, contact, "POST", f"/admin/stage?action=remove&node={name}")
-    console.print(
-        f"Success: staged force-remove of {name} (via {contact}). Its replicas are rebuilt "
-        "from the others. Run `spinekv admin plan`."
-    )
+    _stage(ctx, "remove", name, "Its replicas are rebuilt from the others.")
 
 
 @admin.command()

@@ -367,7 +367,7 @@ class Coordinator:
             return self._handle_coord_put(message)
         if op == "handoff":
             _, partition, batch, ring = message
-            self.membership.receive(ring)
+            self.membership.absorb(ring)
             return self._receive_handoff(partition, batch)
         if op == "ring":
             return self.membership.receive(message[1])

@@ -80,12 +80,12 @@ class Handoff:
 
     def pending(self) -> list[tuple[int, str, str]]:
         """(partition, target, kind) for every transfer this node still has to make."""
+        state = self.membership.state
         moves = [
             (m.partition, m.target, "ownership")
-            for m in self.membership.state.pending_moves()
+            for m in state.pending_moves()
             if m.source == self.me
         ]
-        state = self.membership.state
         owners = state.effective.owners
         # A partition on its way here from its old owner stays: it is ours once moved.
         hinted = [

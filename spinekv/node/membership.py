@@ -115,9 +115,13 @@ class Membership:
         self._notify()
         return True
 
+    def absorb(self, raw: bytes) -> None:
+        """Merge an encoded state a peer sent; ValueError if it is malformed."""
+        self.update(ringstate.decode(raw))
+
     def receive(self, raw: bytes) -> bytes:
         """A peer's gossip: merge it, and answer with ours so the exchange is push-pull."""
-        self.update(ringstate.decode(raw))
+        self.absorb(raw)
         return ringstate.encode(self.state)
 
     def stage(self, node: str, action: str) -> RingState:
