@@ -27,12 +27,24 @@ class LevelDBBackend:
     def __init__(self, path: str | Path, *, cache_mb: int = 64) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
         try:
+            # A bloom filter makes a GET of an absent key (every new key's read-before-write,
+            # every handed-off key's existence check) skip the SST files without reading them.
+            # A 32 MiB memtable, eleveldb's order of size, flushes and compacts a bulk load
+            # (a handoff taking in 100 MB) about half as often as LevelDB's 4 MiB default.
             self._db = plyvel.DB(
-                str(path), create_if_missing=True, lru_cache_size=cache_mb * 1024 * 1024
+                str(path),
+                create_if_missing=True,
+                lru_cache_size=cache_mb * 1024 * 1024,
+                bloom_filter_bits=10,
+                write_buffer_size=32 * 1024 * 1024,
             )
         except plyvel.Error as exc:
             raise StorageError(f"cannot open LevelDB at {path}: {exc}") from exc
         self._group = GroupSync(self._fsync)
+        # Partitions holding data, kept in memory: finding them by seeking the database
+        # steps over every deletion marker a handoff left, and handoff asks on every round.
+        self._held = set(self._scan_partitions())
+        self._emptied: set[int] = set()  # deleted from since last asked: may be empty now
 
     def _fsync(self) -> None:
         # A synced write fsyncs LevelDB's log, and with it every write appended before it.
@@ -48,35 +60,51 @@ class LevelDBBackend:
         # A write batch keeps the object and (later) its index entries atomic together.
         with self._db.write_batch(sync=sync) as batch:
             batch.put(_prefix(partition) + okey, value)
+        self._held.add(partition)
 
     def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None:
         with self._db.write_batch(sync=sync) as batch:
             batch.delete(_prefix(partition) + okey)
+        self._emptied.add(partition)
 
     def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
         prefix = _prefix(partition)
         with self._db.write_batch() as batch:
             for okey, value in items:
                 batch.put(prefix + okey, value)
+        if items:
+            self._held.add(partition)
 
     def delete_many(self, partition: int, okeys: list[bytes]) -> None:
         prefix = _prefix(partition)
         with self._db.write_batch() as batch:
             for okey in okeys:
                 batch.delete(prefix + okey)
+        self._emptied.add(partition)
 
     def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         prefix = _prefix(partition)
         cut = len(prefix)
-        with self._db.iterator(prefix=prefix) as it:
+        # A bulk scan must not push the foreground's hot blocks out of the block cache.
+        with self._db.iterator(prefix=prefix, fill_cache=False) as it:
             for k, v in it:
                 yield k[cut:], v
 
     def count(self, partition: int) -> int:
-        with self._db.iterator(prefix=_prefix(partition), include_value=False) as it:
+        with self._db.iterator(
+            prefix=_prefix(partition), include_value=False, fill_cache=False
+        ) as it:
             return sum(1 for _ in it)
 
     def partitions(self) -> list[int]:
+        for partition in self._emptied & self._held:
+            with self._db.iterator(prefix=_prefix(partition), include_value=False) as it:
+                if next(it, None) is None:
+                    self._held.discard(partition)
+        self._emptied.clear()
+        return sorted(self._held)
+
+    def _scan_partitions(self) -> list[int]:
         found = []
         seek = _OBJ
         while True:
@@ -92,6 +120,7 @@ class LevelDBBackend:
         with self._db.write_batch() as batch:
             for k in self._db.iterator(prefix=_prefix(partition), include_value=False):
                 batch.delete(k)
+        self._held.discard(partition)
 
     def get_meta(self, name: str) -> bytes | None:
         return self._db.get(_META + name.encode())

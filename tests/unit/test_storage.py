@@ -45,6 +45,27 @@ def test_fold_partitions_and_drop(backend):
     assert [backend.count(p) for p in (0, 1, 7)] == [3, 0, 3]
 
 
+def test_partitions_follow_every_write_and_delete_path(backend, tmp_path):
+    keys = [object_key(b"t", b"b", b"k%d" % i) for i in range(4)]
+    backend.put_many(2, [(k, b"v") for k in keys])
+    backend.put(9, keys[0], b"v")
+    backend.put_many(5, [])  # an empty batch holds nothing
+    assert backend.partitions() == [2, 9]
+    backend.delete_many(2, keys[:3])
+    assert backend.partitions() == [2, 9]  # one key left
+    backend.delete(2, keys[3])
+    assert backend.partitions() == [9]
+    backend.put(2, keys[1], b"back")
+    assert backend.partitions() == [2, 9]
+    backend.delete_many(9, keys)
+    assert backend.partitions() == [2]
+    if isinstance(backend, LevelDBBackend):  # the set kept in memory matches the files
+        backend.close()
+        again = LevelDBBackend(tmp_path / "data")
+        assert again.partitions() == [2]
+        again.close()
+
+
 def test_metadata_is_separate_from_objects(backend):
     backend.put_meta("vnode-id/1", b"abc")
     assert backend.get_meta("vnode-id/1") == b"abc"
