@@ -565,10 +565,13 @@ class TcpTransport:
         host, port = state.addr
         loop = asyncio.get_running_loop()
         self.dialled += 1
+        # Dial from our own address, so a firewall rule on a (from, to) address pair cuts
+        # exactly one link; a wildcard listener leaves the choice to the kernel.
+        local = None if self.host in ("", "0.0.0.0", "::") else (self.host, 0)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Outbound(self, state.name), host, port
+                    lambda: _Outbound(self, state.name), host, port, local_addr=local
                 )
         except Exception as exc:
             if isinstance(exc, TimeoutError):
