@@ -26,20 +26,26 @@ class Vnodes:
         self._actors: dict[int, str] = {}
 
     def actor(self, partition: int) -> str:
-        """This node's actor id for `partition`, created once and persisted.
+        """This node's current actor id for `partition`: the name its new events carry.
 
-        A random id rather than the node name: if a node loses its data and comes
-        back, a fresh id keeps its new writes from reusing dots others have seen.
+        A dot (actor, n) must never name two different writes. An actor's next counter
+        for a key comes from the local copy (and the client's context), so the id is
+        only safe while the local copy holds every event the actor made on that key.
+        That stops holding when a crash loses writes not yet on disk, and when handoff
+        deletes the local copies; Riak hit this as kv679 and answered with epochs.
+        So ids are not persisted (each start makes fresh ones) and forget() retires
+        one. The cost is a few more actors in the clocks of keys written meanwhile.
         """
         actor = self._actors.get(partition)
         if actor is None:
-            name = f"vnode-id/{partition}"
-            raw = self.backend.get_meta(name)
-            if raw is None:
-                raw = f"{self._rng.getrandbits(48):012x}".encode()
-                self.backend.put_meta(name, raw)
-            actor = self._actors[partition] = raw.decode()
+            actor = self._actors[partition] = f"{self._rng.getrandbits(64):016x}"
         return actor
+
+    def forget(self, partition: int, okeys: list[bytes]) -> None:
+        """Delete local copies (their owner has them now) and retire this partition's actor."""
+        if okeys:
+            self.backend.delete_many(partition, okeys)
+            self._actors.pop(partition, None)
 
     def get_raw(self, partition: int, okey: bytes) -> bytes | None:
         return self.backend.get(partition, okey)
