@@ -192,6 +192,9 @@ def check_register(history: History) -> RegisterResult:
     write that saw it but was not acknowledged counts only if its own effect shows, since
     only then is it known to have happened. Unexpected: final values never written, or
     written by a write that failed (certainly not applied).
+
+    A delete is a write with "delete": true. Its tombstone does not show in a read, so
+    a delete that may have happened (ok or info) accounts for the values it saw.
     """
     final: dict[Any, frozenset] = {}
     for _, done in history.completions("read"):
@@ -199,12 +202,16 @@ def check_register(history: History) -> RegisterResult:
             final[done.value["key"]] = frozenset(done.value["values"])
     attempted: dict[Any, set] = {}
     saw: dict[tuple, list] = {}  # (key, value) -> the values that write superseded
+    deleted: set[tuple] = set()  # (key, value) pairs a delete saw
     acked: list[tuple] = []
     for inv, done in history.completions("write"):
         key, value = inv.value["key"], inv.value["value"]
         if done is not None and done.type == FAIL:
             continue  # certainly not applied: it overwrote nothing, and showing up is unexpected
         attempted.setdefault(key, set()).add(value)
+        if inv.value.get("delete"):
+            deleted.update((key, seen) for seen in inv.value["saw"])
+            continue
         saw[(key, value)] = list(inv.value["saw"])
         if done is not None and done.type == OK:
             acked.append((key, value))
@@ -213,7 +220,7 @@ def check_register(history: History) -> RegisterResult:
         raise ValueError(f"no successful final read of keys {sorted(missing)[:10]}")
     # Walk back from what the store holds: a held value accounts for everything its write
     # saw, and so on down the chain.
-    accounted = {(key, v) for key, values in final.items() for v in values}
+    accounted = {(key, v) for key, values in final.items() for v in values} | deleted
     todo = list(accounted)
     while todo:
         key, value = todo.pop()

@@ -329,3 +329,13 @@ def test_dump_of_an_empty_history_is_an_empty_file(tmp_path):
     path = tmp_path / "h.jsonl"
     new_history().dump(path)
     assert path.read_text() == ""
+
+
+def test_register_values_a_delete_saw_are_accounted_for_even_though_tombstones_are_unseen():
+    h = new_history()
+    write(h, "k", "v1", saw=[])
+    write(h, "k", "v2", saw=[])
+    inv = h.invoke(1, "write", {"key": "k", "value": "d1", "saw": ["v1"], "delete": True})
+    h.info(inv, "timeout")
+    final_read(h, "k", [])
+    assert check_register(h).lost == frozenset({("k", "v2")})  # the delete never saw v2

@@ -1,0 +1,145 @@
+"""A memory backend that loses, on a simulated crash, every write not yet made durable.
+
+It keeps LevelDB's durability contract: a write is durable once a synced write or a
+flush() follows it (a synced write syncs the log, and with it everything before).
+A crash rolls the store back to the last durable point, as power loss would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+from spinekv.storage.memory import MemoryBackend
+
+FSYNC_SECONDS = 0.002
+
+
+class Crashed(RuntimeError):
+    """The node this backend handle belonged to has crashed."""
+
+
+class DurableStore:
+    """The node's "disk": current contents plus an undo log back to the last sync."""
+
+    def __init__(self) -> None:
+        self.mem = MemoryBackend()
+        self._undo: list[tuple[Any, ...]] = []
+        self._base = 0  # writes ever dropped from the front of the undo log
+        self.syncs = 0
+
+    def record_object(self, partition: int, okey: bytes) -> None:
+        self._undo.append(("o", partition, okey, self.mem.get(partition, okey)))
+
+    def record_meta(self, name: str) -> None:
+        self._undo.append(("m", name, self.mem.get_meta(name)))
+
+    @property
+    def position(self) -> int:
+        """How many writes were ever made: a mark for sync_upto()."""
+        return self._base + len(self._undo)
+
+    def sync(self) -> None:
+        self.sync_upto(self.position)
+
+    def sync_upto(self, position: int) -> None:
+        """Make the writes before `position` durable (later ones stay volatile)."""
+        n = position - self._base
+        if n > 0:
+            del self._undo[:n]
+            self._base += n
+        self.syncs += 1
+
+    def rollback(self) -> int:
+        """Forget every write since the last sync; returns how many were lost."""
+        lost = len(self._undo)
+        self._base += lost
+        for entry in reversed(self._undo):
+            if entry[0] == "o":
+                _, partition, okey, old = entry
+                if old is None:
+                    self.mem.delete(partition, okey)
+                else:
+                    self.mem.put(partition, okey, old)
+            else:
+                _, name, old = entry
+                if old is None:
+                    self.mem._meta.pop(name, None)
+                else:
+                    self.mem.put_meta(name, old)
+        self._undo.clear()
+        return lost
+
+
+class SimBackend:
+    """One incarnation's handle on its node's DurableStore; dead once the node crashes."""
+
+    def __init__(self, store: DurableStore) -> None:
+        self.store = store
+        self.alive = True
+
+    def _live(self) -> MemoryBackend:
+        if not self.alive:
+            raise Crashed("this node crashed; its backend handle is gone")
+        return self.store.mem
+
+    def get(self, partition: int, okey: bytes) -> bytes | None:
+        return self._live().get(partition, okey)
+
+    def put(self, partition: int, okey: bytes, value: bytes, *, sync: bool = False) -> None:
+        mem = self._live()
+        self.store.record_object(partition, okey)
+        mem.put(partition, okey, value)
+        if sync:
+            self.store.sync()
+
+    def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None:
+        mem = self._live()
+        self.store.record_object(partition, okey)
+        mem.delete(partition, okey)
+        if sync:
+            self.store.sync()
+
+    def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
+        for okey, value in items:
+            self.put(partition, okey, value)
+
+    def delete_many(self, partition: int, okeys: list[bytes]) -> None:
+        for okey in okeys:
+            self.delete(partition, okey)
+
+    def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        return self._live().fold(partition)
+
+    async def flush(self) -> None:
+        self._live()
+        # An fsync takes time, and covers only what was written before it began.
+        mark = self.store.position
+        await asyncio.sleep(FSYNC_SECONDS)
+        if self.alive:
+            self.store.sync_upto(mark)
+
+    def count(self, partition: int) -> int:
+        return self._live().count(partition)
+
+    def partitions(self) -> list[int]:
+        return self._live().partitions()
+
+    def drop_partition(self, partition: int) -> None:
+        mem = self._live()
+        for okey, _ in list(mem.fold(partition)):
+            self.store.record_object(partition, okey)
+        mem.drop_partition(partition)
+
+    def get_meta(self, name: str) -> bytes | None:
+        return self._live().get_meta(name)
+
+    def put_meta(self, name: str, value: bytes) -> None:
+        mem = self._live()
+        self.store.record_meta(name)
+        mem.put_meta(name, value)
+        self.store.sync()  # LevelDB's put_meta writes with sync=True
+
+    def close(self) -> None:
+        self.alive = False
