@@ -17,7 +17,7 @@ from ..clock import Clock, SystemClock
 from ..config import ClusterConfig, load_config
 from ..http.admin import AdminHandlers
 from ..http.kv import KVHandlers
-from ..storage.base import Backend
+from ..storage.base import Backend, StorageError
 from ..storage.leveldb import LevelDBBackend
 from ..transport.base import Transport
 from ..transport.tcp import TcpTransport
@@ -102,17 +102,18 @@ class Node:
         self.backend.close()
 
 
-def build_node(config: ClusterConfig, name: str) -> Node:
+def build_node(config: ClusterConfig, name: str, backend: Backend | None = None) -> Node:
     """A node over real LevelDB files and real TCP, as `spinekv up` runs it."""
     spec = config.node(name)
     peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != name}
-    backend = LevelDBBackend(config.node_dir(name) / "data")
+    if backend is None:
+        backend = LevelDBBackend(config.node_dir(name) / "data")
     transport = TcpTransport(name, spec.host, spec.peer_port, peers)
     return Node(config, name, backend=backend, transport=transport)
 
 
-async def _serve(config: ClusterConfig, name: str) -> None:
-    node = build_node(config, name)
+async def _serve(config: ClusterConfig, name: str, backend: Backend) -> None:
+    node = build_node(config, name, backend)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,6 +144,12 @@ def run_node(config_path: str | Path, name: str) -> None:
         format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Take the LevelDB lock before claiming the pid file: a second copy of a running
+    # node must fail here, without overwriting (and then deleting) the live one's pid.
+    try:
+        backend = LevelDBBackend(node_dir / "data")
+    except StorageError as exc:
+        raise SystemExit(f"node {name} cannot start: {exc}") from None
     pid_file = node_dir / "node.pid"
     pid_file.write_text(f"{os.getpid()}\n")
     try:
@@ -152,7 +159,7 @@ def run_node(config_path: str | Path, name: str) -> None:
             runner = uvloop.run
         except ImportError:  # uvloop is a dependency, but the node still runs without it
             runner = asyncio.run
-        runner(_serve(config, name))
+        runner(_serve(config, name, backend))
     finally:
         with contextlib.suppress(FileNotFoundError):
             if pid_file.read_text().strip() == str(os.getpid()):

@@ -189,3 +189,12 @@ def test_up_named_nodes_and_down_reports(tmp_path):
     finally:
         cluster.cli("down")
         cluster.kill_all()
+
+
+def test_a_second_copy_of_a_running_node_exits_and_leaves_the_pid_file_alone(cluster):
+    pid = cluster.pid("n1")
+    second = cluster.cli("node", "n1", timeout=30)
+    assert second.returncode != 0
+    assert "node n1 cannot start" in second.stderr and "Traceback" not in second.stderr
+    assert cluster.pid("n1") == pid  # still names the live node, so `down` can stop it
+    assert cluster.request("GET", "n1", "/ping").status == 200
