@@ -29,8 +29,14 @@ def write_cluster_toml(
     max_object_size: int = 65536,
     extra: str = "",
     spare: int = 0,
+    hosts: list[str] | None = None,
 ) -> Path:
-    """A cluster.toml for `nodes` members plus `spare` member = false nodes; returns its path."""
+    """A cluster.toml for `nodes` members plus `spare` member = false nodes; returns its path.
+
+    `hosts` gives each node (members, then spares) its own address; all 127.0.0.1 without it.
+    """
+    if hosts is not None and len(hosts) != nodes + spare:
+        raise ValueError(f"{len(hosts)} hosts for {nodes + spare} nodes")
     ports = free_ports(2 * (nodes + spare))
     lines = [
         "[cluster]",
@@ -49,10 +55,11 @@ def write_cluster_toml(
         extra,
     ]
     for i in range(nodes + spare):
+        host = hosts[i] if hosts is not None else "127.0.0.1"
         lines += [
             "[[node]]",
             f'name = "n{i + 1}"',
-            'host = "127.0.0.1"',
+            f'host = "{host}"',
             f"http_port = {ports[2 * i]}",
             f"peer_port = {ports[2 * i + 1]}",
             *(["member = false"] if i >= nodes else []),
