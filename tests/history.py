@@ -55,6 +55,16 @@ class History:
     def info(self, invoked: Op, error: str) -> Op:
         return self._append(invoked.process, INFO, invoked.f, invoked.value, error)
 
+    def finish(self, invoked: Op, type_: str, error: str | None = None) -> Op:
+        """Complete `invoked` as ok, fail or info (the type a client call reported)."""
+        if type_ == OK:
+            return self.ok(invoked)
+        if type_ == FAIL:
+            return self.fail(invoked, error or "")
+        if type_ == INFO:
+            return self.info(invoked, error or "")
+        raise ValueError(f"not a completion type: {type_!r}")
+
     def completions(self, f: str) -> list[tuple[Op, Op | None]]:
         """(invoke, completion or None if it never completed) for every `f` operation."""
         open_: dict[int, int] = {}

@@ -55,12 +55,7 @@ class Steps:
             outcome = cluster.run_until(
                 cluster.put(node, TYPE, BUCKET, key, value.encode(), context)
             )
-        if outcome.type == "ok":
-            self.history.ok(op)
-        elif outcome.type == "fail":
-            self.history.fail(op, outcome.error or "")
-        else:
-            self.history.info(op, outcome.error or "")
+        self.history.finish(op, outcome.type, outcome.error)
         return outcome.type
 
     def read(self, key: str, node: str) -> list[str] | None:

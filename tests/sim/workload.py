@@ -117,12 +117,7 @@ async def _set_client(
         wrote = await cluster.put(
             node, TYPE, BUCKET, key, _encode_set(current | {element}), read.context or {}
         )
-        if wrote.type == "ok":
-            history.ok(op)
-        elif wrote.type == "fail":
-            history.fail(op, wrote.error or "")
-        else:
-            history.info(op, wrote.error or "")
+        history.finish(op, wrote.type, wrote.error)
 
 
 async def _register_client(
@@ -144,12 +139,7 @@ async def _register_client(
         value = next(values)
         op = history.invoke(process, "write", {"key": key, "value": value, "saw": saw})
         wrote = await cluster.put(node, TYPE, BUCKET, key, value.encode(), read.context or {})
-        if wrote.type == "ok":
-            history.ok(op)
-        elif wrote.type == "fail":
-            history.fail(op, wrote.error or "")
-        else:
-            history.info(op, wrote.error or "")
+        history.finish(op, wrote.type, wrote.error)
 
 
 async def _final_reads(cluster: SimCluster, history: History, workload: str) -> None:
