@@ -102,12 +102,10 @@ class Node:
         self.backend.close()
 
 
-def build_node(config: ClusterConfig, name: str, backend: Backend | None = None) -> Node:
-    """A node over real LevelDB files and real TCP, as `spinekv up` runs it."""
+def build_node(config: ClusterConfig, name: str, backend: Backend) -> Node:
+    """A node over `backend` (its LevelDB files) and real TCP, as `spinekv up` runs it."""
     spec = config.node(name)
     peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != name}
-    if backend is None:
-        backend = LevelDBBackend(config.node_dir(name) / "data")
     transport = TcpTransport(name, spec.host, spec.peer_port, peers)
     return Node(config, name, backend=backend, transport=transport)
 

@@ -49,8 +49,6 @@ class SimNetwork:
         self._nodes: dict[str, SimTransport] = {}
         self._cut: set[tuple[str, str]] = set()  # (from, to): messages that way vanish
         self.sent = 0
-        self.dropped = 0
-        self.duplicated = 0
 
     # -------------------------------------------------------------- topology
 
@@ -69,13 +67,6 @@ class SimNetwork:
 
     def heal(self) -> None:
         self._cut.clear()
-
-    def is_cut(self, a: str, b: str) -> bool:
-        return (a, b) in self._cut
-
-    @property
-    def cuts(self) -> frozenset[tuple[str, str]]:
-        return frozenset(self._cut)
 
     def attach(self, transport: SimTransport) -> None:
         self._nodes[transport.name] = transport
@@ -104,15 +95,12 @@ class SimNetwork:
         faults = self.faults
         rng = self.rng
         if (src, dst) in self._cut:
-            self.dropped += 1
             return
         if faults.drop and rng.random() < faults.drop:
-            self.dropped += 1
             return
         copies = 1
         if faults.duplicate and rng.random() < faults.duplicate:
             copies = 2
-            self.duplicated += 1
         loop = asyncio.get_running_loop()
         for _ in range(copies):
             loop.call_later(rng.uniform(*faults.delay), self._arrive, dst, arrive, data)

@@ -6,14 +6,14 @@ import asyncio
 import contextvars
 import logging
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from spinekv import object as riak_object
 from spinekv.config import BucketProps, ClusterConfig, parse_config
-from spinekv.node.coordinator import BKey, GetOptions, PutOk, PutOptions
+from spinekv.node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
 from spinekv.node.node import Node
 from spinekv.object import Content
 from spinekv.quorum import Failed, Found, NotFound
@@ -52,6 +52,10 @@ def sim_config(nodes: int, ring_size: int, n_val: int) -> ClusterConfig:
     return parse_config(data, Path("/nonexistent/sim/cluster.toml"))
 
 
+def _bkey(bucket_type: str, bucket: str, key: str) -> BKey:
+    return BKey(bucket_type.encode(), bucket.encode(), key.encode())
+
+
 @dataclass
 class Outcome:
     """What a client saw: ok, fail (certainly not applied) or info (unknown), and why."""
@@ -86,7 +90,6 @@ class SimCluster:
         self.nodes: dict[str, Node] = {}
         self.contexts: dict[str, contextvars.Context] = {}
         self.incarnation = dict.fromkeys(self.names, 0)
-        self.lost_on_crash = 0
         self.log: list[tuple[float, str]] = []  # (virtual time, fault or event)
         logging.getLogger("spinekv").setLevel(logging.CRITICAL)
         asyncio.set_event_loop(self.loop)
@@ -129,7 +132,7 @@ class SimCluster:
         node.transport.crash()  # type: ignore[attr-defined]
         node.backend.close()
         self.loop.kill((name, self.incarnation[name]))
-        self.lost_on_crash += self.stores[name].rollback()
+        self.stores[name].rollback()
         self.log.append((self.now, f"crash {name}"))
 
     def restart(self, name: str) -> None:
@@ -227,11 +230,13 @@ class SimCluster:
         assert props is not None, bucket_type
         return props
 
-    async def _on(self, node: str, factory: Any, timeout: float) -> tuple[str, Any]:
-        """Run `factory()` as coordinator `node` would serve a request; never raises."""
-        if node not in self.nodes:
+    async def _on(self, node: str, call: Callable[[Coordinator], Any]) -> tuple[str, Any]:
+        """Run `call(coordinator)` as `node` would serve a request; never raises."""
+        server = self.nodes.get(node)
+        if server is None:
             return "fail", f"{node} is down: connection refused"
-        task = self.loop.run_in(self.contexts[node], factory)
+        task = self.loop.run_in(self.contexts[node], lambda: call(server.coordinator))
+        timeout = self.request_timeout * 2
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
             return "timeout", f"no answer from {node} within {timeout:g}s"
@@ -246,15 +251,9 @@ class SimCluster:
         self, node: str, bucket_type: str, bucket: str, key: str, *, r: int = 2, pr: int = 0
     ) -> Outcome:
         """A GET: ok with (values, context), fail if it certainly read nothing."""
-        props = self.props(bucket_type)
-        bkey = BKey(bucket_type.encode(), bucket.encode(), key.encode())
+        props, bkey = self.props(bucket_type), _bkey(bucket_type, bucket, key)
         opts = GetOptions(r=r, pr=pr, timeout=self.request_timeout)
-        node_obj = self.nodes.get(node)
-        status, result = await self._on(
-            node,
-            lambda: node_obj.coordinator.get(bkey, props, opts),  # type: ignore[union-attr]
-            self.request_timeout * 2,
-        )
+        status, result = await self._on(node, lambda c: c.get(bkey, props, opts))
         if status != "ok":
             return Outcome("fail", error=result)  # a read changes nothing either way
         if isinstance(result, Failed):
@@ -278,18 +277,10 @@ class SimCluster:
         dw: int = 2,
     ) -> Outcome:
         """A PUT: ok once acknowledged; any failure is info, since a replica may hold it."""
-        props = self.props(bucket_type)
-        bkey = BKey(bucket_type.encode(), bucket.encode(), key.encode())
+        props, bkey = self.props(bucket_type), _bkey(bucket_type, bucket, key)
         opts = PutOptions(w=w, dw=dw, timeout=self.request_timeout)
         content = Content(value=value, last_modified_us=int(self.now * 1e6))
-        node_obj = self.nodes.get(node)
-        status, result = await self._on(
-            node,
-            lambda: node_obj.coordinator.put(  # type: ignore[union-attr]
-                bkey, props, context, content, opts
-            ),
-            self.request_timeout * 2,
-        )
+        status, result = await self._on(node, lambda c: c.put(bkey, props, context, content, opts))
         if status == "fail":
             return Outcome("fail", error=result)
         if status != "ok":
@@ -303,17 +294,11 @@ class SimCluster:
         self, node: str, bucket_type: str, bucket: str, key: str, context: dict[str, int]
     ) -> Outcome:
         """A DELETE with the context of a read: a tombstone superseding what that read saw."""
-        props = self.props(bucket_type)
-        bkey = BKey(bucket_type.encode(), bucket.encode(), key.encode())
+        props, bkey = self.props(bucket_type), _bkey(bucket_type, bucket, key)
         get_opts = GetOptions(r=2, timeout=self.request_timeout)
         put_opts = PutOptions(w=2, dw=2, timeout=self.request_timeout)
-        node_obj = self.nodes.get(node)
         status, result = await self._on(
-            node,
-            lambda: node_obj.coordinator.delete(  # type: ignore[union-attr]
-                bkey, props, context, get_opts, put_opts
-            ),
-            self.request_timeout * 2,
+            node, lambda c: c.delete(bkey, props, context, get_opts, put_opts)
         )
         if status == "fail":
             return Outcome("fail", error=result)

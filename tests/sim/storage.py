@@ -27,7 +27,6 @@ class DurableStore:
         self.mem = MemoryBackend()
         self._undo: list[tuple[Any, ...]] = []
         self._base = 0  # writes ever dropped from the front of the undo log
-        self.syncs = 0
 
     def record_object(self, partition: int, okey: bytes) -> None:
         self._undo.append(("o", partition, okey, self.mem.get(partition, okey)))
@@ -49,12 +48,10 @@ class DurableStore:
         if n > 0:
             del self._undo[:n]
             self._base += n
-        self.syncs += 1
 
-    def rollback(self) -> int:
-        """Forget every write since the last sync; returns how many were lost."""
-        lost = len(self._undo)
-        self._base += lost
+    def rollback(self) -> None:
+        """Forget every write since the last sync."""
+        self._base += len(self._undo)
         for entry in reversed(self._undo):
             if entry[0] == "o":
                 _, partition, okey, old = entry
@@ -69,7 +66,6 @@ class DurableStore:
                 else:
                     self.mem.put_meta(name, old)
         self._undo.clear()
-        return lost
 
 
 class SimBackend:

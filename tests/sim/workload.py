@@ -41,7 +41,6 @@ class RunResult:
     acknowledged: int = 0
     virtual_seconds: float = 0.0
     duration: float = 20.0
-    unsynced_lost: int = 0  # writes crashes rolled back (never acknowledged durable)
     history: History | None = None
     fault_log: list[tuple[float, str]] = field(default_factory=list)
 
@@ -212,7 +211,6 @@ def run_seed(
             acknowledged=acked,
             virtual_seconds=cluster.now,
             duration=duration,
-            unsynced_lost=cluster.lost_on_crash,
             history=history if keep_history else None,
             fault_log=list(cluster.log),
         )
