@@ -30,6 +30,8 @@ class Content:
     deleted: bool = False
     meta: tuple[tuple[str, str], ...] = field(default=())
     indexes: tuple[tuple[str, str | int], ...] = field(default=())
+    # Riak links: (bucket, key, tag), with the bucket type implied by the object's own.
+    links: tuple[tuple[str, str, str], ...] = field(default=())
 
     @property
     def vtag(self) -> str:
@@ -48,7 +50,7 @@ def _pack_content(c: Content) -> bytes:
 
 
 def _content_fields(c: Content) -> list:
-    return [
+    fields = [
         c.value,
         c.content_type,
         c.last_modified_us,
@@ -56,10 +58,17 @@ def _content_fields(c: Content) -> list:
         [list(m) for m in c.meta],
         [list(i) for i in c.indexes],
     ]
+    if c.links:
+        # Only when present, so contents without links keep their encoding (and vtag).
+        fields.append([list(link) for link in c.links])
+    return fields
 
 
 def _content_from(fields: list) -> Content:
-    value, ctype, lastmod, deleted, meta, indexes = fields
+    value, ctype, lastmod, deleted, meta, indexes, *rest = fields
+    if len(rest) > 1:
+        raise CodecError(f"content has {len(fields)} fields")
+    links = rest[0] if rest else []
     return Content(
         bytes(value),
         str(ctype),
@@ -67,6 +76,7 @@ def _content_from(fields: list) -> Content:
         bool(deleted),
         tuple((str(k), str(v)) for k, v in meta),
         tuple((str(k), v) for k, v in indexes),
+        tuple((str(b), str(k), str(t)) for b, k, t in links),
     )
 
 

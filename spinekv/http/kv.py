@@ -103,15 +103,18 @@ class KVHandlers:
         coordinator: Coordinator,
         now_us: Callable[[], int],
         new_key: Callable[[], str] | None = None,
+        props_of: Callable[[str, str], BucketProps | None] | None = None,
     ) -> None:
         self.config = config
         self.coordinator = coordinator
         self._now_us = now_us
+        # (type, bucket) -> the bucket's effective props, or None for an unknown type.
+        self._props_of = props_of or (lambda type_name, bucket: config.bucket_type(type_name))
         self._new_key = new_key or (lambda: base64.b32encode(os.urandom(15)).decode().lower())
 
     def _props(self, request: web.Request) -> BucketProps:
         type_name = request.match_info.get("type", "default")
-        props = self.config.bucket_type(type_name)
+        props = self._props_of(type_name, request.match_info["bucket"])
         if props is None:
             known = ", ".join(sorted(self.config.bucket_types))
             raise BadRequest(f"unknown bucket type {type_name!r} (known types: {known})")

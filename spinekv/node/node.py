@@ -72,9 +72,12 @@ class Node:
 
     def http_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_object_size + 1)
-        kv = KVHandlers(self.config, self.coordinator, self._now_us)
-        admin = AdminHandlers(self.config, self.coordinator, self.handoff)
-        app.add_routes(kv.routes() + admin.routes())
+        handlers = [
+            KVHandlers(self.config, self.coordinator, self._now_us),
+            AdminHandlers(self.config, self.coordinator, self.handoff),
+        ]
+        for handler in handlers:
+            app.add_routes(handler.routes())
         return app
 
     async def start(self, *, serve_http: bool = True) -> None:
