@@ -14,66 +14,14 @@ import msgpack
 import pytest
 
 from spinekv import object as riak_object
-from spinekv.config import load_config
 from spinekv.node.coordinator import BKey
-from spinekv.node.node import Node
-from spinekv.ring import primaries
-from spinekv.storage.memory import MemoryBackend
-from spinekv.transport.tcp import TcpTransport
-from tests.support import write_cluster_toml
-
-
-def make_node(config, spec, backend):
-    peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != spec.name}
-    transport = TcpTransport(spec.name, spec.host, spec.peer_port, peers)
-    node = Node(config, spec.name, backend=backend, transport=transport)
-    node.handoff.interval = 0.2  # hand off promptly in tests
-    return node
-
-
-class Cluster:
-    def __init__(self, config, nodes, backends):
-        self.config = config
-        self.nodes = {n.name: n for n in nodes}
-        self.backends = backends
-
-    def url(self, name: str) -> str:
-        return self.config.node(name).http_url
-
-    async def stop(self, name: str) -> None:
-        await self.nodes.pop(name).stop()
-
-    async def restart(self, name: str) -> None:
-        """Start `name` again over the store it had (as a restarted process would)."""
-        node = make_node(self.config, self.config.node(name), self.backends[name])
-        await node.start()
-        self.nodes[name] = node
-
-    def replicas(self, bucket_type: bytes, bucket: bytes, key: bytes):
-        """(partition, node) of every primary replica of a key."""
-        node = next(iter(self.nodes.values()))
-        ring = node.membership.ring
-        p = ring.partition_of(bucket_type, bucket, key)
-        return [(e.partition, e.node) for e in primaries(ring, p, 3)]
+from tests.inproc import inproc_cluster
 
 
 @pytest.fixture
 async def cluster(tmp_path):
-    config = load_config(write_cluster_toml(tmp_path, 5, ring_size=16))
-    backends = {spec.name: MemoryBackend() for spec in config.nodes}
-    nodes = [make_node(config, spec, backends[spec.name]) for spec in config.nodes]
-    for node in nodes:
-        await node.start()
-    c = Cluster(config, nodes, backends)
-    deadline = asyncio.get_running_loop().time() + 10
-    while not all(a.membership.is_up(b.name) for a in nodes for b in nodes):
-        assert asyncio.get_running_loop().time() < deadline, "nodes never saw each other"
-        await asyncio.sleep(0.02)
-    try:
+    async with inproc_cluster(tmp_path) as c:
         yield c
-    finally:
-        for node in list(c.nodes.values()):
-            await node.stop()
 
 
 @pytest.fixture
