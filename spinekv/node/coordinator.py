@@ -83,7 +83,7 @@ class Coordinator:
     ) -> None:
         self.me = me
         # Handoff carries objects without their bucket props; the type decides.
-        self._allow_mult_of = allow_mult_of or (lambda bucket_type: True)
+        self._allow_mult_of = allow_mult_of or (lambda bucket_type, bucket: True)
         self.membership = membership
         self.vnodes = vnodes
         self.transport = transport

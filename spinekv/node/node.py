@@ -63,7 +63,7 @@ class Node:
         self.membership.listeners.append(self.handoff.kick)
         self._runner: web.AppRunner | None = None
 
-    def _allow_mult_of(self, bucket_type: bytes) -> bool:
+    def _allow_mult_of(self, bucket_type: bytes, bucket: bytes) -> bool:
         props = self.config.bucket_type(bucket_type.decode(errors="replace"))
         return (props or self.config.bucket_defaults).allow_mult
 

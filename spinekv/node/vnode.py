@@ -84,7 +84,7 @@ class Vnodes:
             self.backend.put(partition, okey, riak_object.encode(merged))
 
     def merge_batch(
-        self, partition: int, items: list, allow_mult_of: Callable[[bytes], bool]
+        self, partition: int, items: list, allow_mult_of: Callable[[bytes, bytes], bool]
     ) -> None:
         """Merge handed-off (okey, encoded) pairs; keys new here are stored as sent."""
         fresh = []
@@ -93,7 +93,7 @@ class Vnodes:
             if local is None:
                 fresh.append((okey, encoded))  # nothing to merge with: skip decode and encode
             elif local != encoded:
-                allow_mult = allow_mult_of(split_object_key(okey)[0])
+                allow_mult = allow_mult_of(*split_object_key(okey)[:2])
                 self.merge(partition, okey, riak_object.decode(encoded), allow_mult=allow_mult)
         self.backend.put_many(partition, fresh)
 
