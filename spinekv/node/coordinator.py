@@ -23,6 +23,7 @@ from ..quorum import Failed, Found, GetCore, NotFound, PutCore, Reply
 from ..ring import PrefEntry
 from ..storage.base import object_key
 from ..transport.base import Transport, TransportError
+from .coverage import Coverage
 from .membership import Membership
 from .vnode import Vnodes
 
@@ -90,6 +91,7 @@ class Coordinator:
         self._now_us = now_us
         self._background: set[asyncio.Task] = set()
         self._handoff_lock = asyncio.Lock()
+        self.coverage = Coverage(me, membership, vnodes.backend, transport)
 
     # ------------------------------------------------------------ helpers
 
@@ -369,6 +371,9 @@ class Coordinator:
             _, partition, batch, ring = message
             self.membership.absorb(ring)
             return self._receive_handoff(partition, batch)
+        if op == "cover":
+            _, vnode, partitions, kind, args = message
+            return self.coverage.fold(vnode, partitions, kind, args)
         if op == "ring":
             return self.membership.receive(message[1])
         if op == "ping":

@@ -177,7 +177,7 @@ class Handoff:
         await self.transport.request(target, message, self.timeout)
         backend = self.vnodes.backend
         # Unchanged since it was read: the owner has it. Changed: keep it for next round.
-        self.vnodes.forget(partition, [k for k, v in batch if backend.get(partition, k) == v])
+        self.vnodes.forget(partition, [(k, v) for k, v in batch if backend.get(partition, k) == v])
         record.objects += len(batch)
         record.bytes += sum(len(v) for _, v in batch)
         if self.max_rate:

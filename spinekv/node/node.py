@@ -17,6 +17,7 @@ from ..clock import Clock, SystemClock
 from ..config import ClusterConfig, load_config
 from ..http.admin import AdminHandlers
 from ..http.kv import KVHandlers
+from ..http.query import QueryHandlers
 from ..storage.base import Backend, StorageError
 from ..storage.leveldb import LevelDBBackend
 from ..transport.base import Transport
@@ -75,6 +76,7 @@ class Node:
         handlers = [
             KVHandlers(self.config, self.coordinator, self._now_us),
             AdminHandlers(self.config, self.coordinator, self.handoff),
+            QueryHandlers(self.config, self.coordinator, self._now_us),
         ]
         for handler in handlers:
             app.add_routes(handler.routes())

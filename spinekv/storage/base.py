@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 
@@ -42,16 +42,45 @@ class Backend(Protocol):
 
     def get(self, partition: int, okey: bytes) -> bytes | None: ...
 
-    def put(self, partition: int, okey: bytes, value: bytes, *, sync: bool = False) -> None: ...
+    def put(
+        self,
+        partition: int,
+        okey: bytes,
+        value: bytes,
+        *,
+        sync: bool = False,
+        index_add: Iterable[bytes] = (),
+        index_remove: Iterable[bytes] = (),
+    ) -> None:
+        """Store one object and change its 2i entries (index.py keys) in one atomic write."""
+        ...
 
     def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None: ...
 
-    def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
-        """Store several (okey, value) pairs in one atomic write."""
+    def put_many(
+        self,
+        partition: int,
+        items: list[tuple[bytes, bytes]],
+        *,
+        index_add: Iterable[bytes] = (),
+        index_remove: Iterable[bytes] = (),
+    ) -> None:
+        """Store several (okey, value) pairs and index changes in one atomic write."""
         ...
 
-    def delete_many(self, partition: int, okeys: list[bytes]) -> None:
-        """Delete several keys in one atomic write."""
+    def delete_many(
+        self, partition: int, okeys: list[bytes], *, index_remove: Iterable[bytes] = ()
+    ) -> None:
+        """Delete several keys (and index entries) in one atomic write."""
+        ...
+
+    def scan(
+        self, partition: int, low: bytes, high: bytes, *, index: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) with low <= key < high under `partition`, in key order.
+
+        Over object keys, or with `index` over 2i entry keys (whose values are empty).
+        """
         ...
 
     async def flush(self) -> None:
@@ -74,7 +103,9 @@ class Backend(Protocol):
         """Partitions that hold at least one object."""
         ...
 
-    def drop_partition(self, partition: int) -> None: ...
+    def drop_partition(self, partition: int) -> None:
+        """Delete every object and index entry of `partition`."""
+        ...
 
     def get_meta(self, name: str) -> bytes | None: ...
 

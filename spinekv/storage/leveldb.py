@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import plyvel
 
@@ -13,6 +14,7 @@ from .groupsync import GroupSync
 
 _OBJ = b"o"
 _META = b"m"
+_INDEX = b"x"  # after b"o", so the partition scan over objects never meets them
 _SYNC_MARK = _META + b"\x00fsync"
 _PART = struct.Struct(">I")
 
@@ -21,8 +23,16 @@ def _prefix(partition: int) -> bytes:
     return _OBJ + _PART.pack(partition)
 
 
+def _iprefix(partition: int) -> bytes:
+    return _INDEX + _PART.pack(partition)
+
+
 class LevelDBBackend:
-    """Objects under b"o" + partition (4 bytes) + object key; metadata under b"m" + name."""
+    """Objects under b"o" + partition (4 bytes) + object key; metadata under b"m" + name.
+
+    2i entries live under b"x" + partition + index key, written in the same batch as
+    their object, so an object and its index entries change together or not at all.
+    """
 
     def __init__(self, path: str | Path, *, cache_mb: int = 64) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -56,31 +66,70 @@ class LevelDBBackend:
     def get(self, partition: int, okey: bytes) -> bytes | None:
         return self._db.get(_prefix(partition) + okey)
 
-    def put(self, partition: int, okey: bytes, value: bytes, *, sync: bool = False) -> None:
-        # A write batch keeps the object and (later) its index entries atomic together.
+    def put(
+        self,
+        partition: int,
+        okey: bytes,
+        value: bytes,
+        *,
+        sync: bool = False,
+        index_add: Iterable[bytes] = (),
+        index_remove: Iterable[bytes] = (),
+    ) -> None:
         with self._db.write_batch(sync=sync) as batch:
             batch.put(_prefix(partition) + okey, value)
+            self._index_ops(batch, partition, index_add, index_remove)
         self._held.add(partition)
+
+    @staticmethod
+    def _index_ops(
+        batch: Any, partition: int, add: Iterable[bytes], remove: Iterable[bytes]
+    ) -> None:
+        iprefix = _iprefix(partition)
+        for ikey in remove:
+            batch.delete(iprefix + ikey)
+        for ikey in add:
+            batch.put(iprefix + ikey, b"")
 
     def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None:
         with self._db.write_batch(sync=sync) as batch:
             batch.delete(_prefix(partition) + okey)
         self._emptied.add(partition)
 
-    def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
+    def put_many(
+        self,
+        partition: int,
+        items: list[tuple[bytes, bytes]],
+        *,
+        index_add: Iterable[bytes] = (),
+        index_remove: Iterable[bytes] = (),
+    ) -> None:
         prefix = _prefix(partition)
         with self._db.write_batch() as batch:
             for okey, value in items:
                 batch.put(prefix + okey, value)
+            self._index_ops(batch, partition, index_add, index_remove)
         if items:
             self._held.add(partition)
 
-    def delete_many(self, partition: int, okeys: list[bytes]) -> None:
+    def delete_many(
+        self, partition: int, okeys: list[bytes], *, index_remove: Iterable[bytes] = ()
+    ) -> None:
         prefix = _prefix(partition)
         with self._db.write_batch() as batch:
             for okey in okeys:
                 batch.delete(prefix + okey)
+            self._index_ops(batch, partition, (), index_remove)
         self._emptied.add(partition)
+
+    def scan(
+        self, partition: int, low: bytes, high: bytes, *, index: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        prefix = _iprefix(partition) if index else _prefix(partition)
+        cut = len(prefix)
+        with self._db.iterator(start=prefix + low, stop=prefix + high, fill_cache=False) as it:
+            for k, v in it:
+                yield k[cut:], v
 
     def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         prefix = _prefix(partition)
@@ -118,8 +167,9 @@ class LevelDBBackend:
 
     def drop_partition(self, partition: int) -> None:
         with self._db.write_batch() as batch:
-            for k in self._db.iterator(prefix=_prefix(partition), include_value=False):
-                batch.delete(k)
+            for prefix in (_prefix(partition), _iprefix(partition)):
+                for k in self._db.iterator(prefix=prefix, include_value=False):
+                    batch.delete(k)
         self._held.discard(partition)
 
     def get_meta(self, name: str) -> bytes | None:

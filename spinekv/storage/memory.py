@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 
 
 class MemoryBackend:
     def __init__(self) -> None:
         self._parts: dict[int, dict[bytes, bytes]] = {}
+        self._index: dict[int, set[bytes]] = {}
         self._meta: dict[str, bytes] = {}
 
     def get(self, partition: int, okey: bytes) -> bytes | None:
         return self._parts.get(partition, {}).get(okey)
 
-    def put(self, partition: int, okey: bytes, value: bytes, *, sync: bool = False) -> None:
+    def put(
+        self,
+        partition: int,
+        okey: bytes,
+        value: bytes,
+        *,
+        sync: bool = False,
+        index_add: Iterable[bytes] = (),
+        index_remove: Iterable[bytes] = (),
+    ) -> None:
         self._parts.setdefault(partition, {})[okey] = value
+        self.index_update(partition, index_add, index_remove)
+
+    def index_update(self, partition: int, add: Iterable[bytes], remove: Iterable[bytes]) -> None:
+        entries = self._index.setdefault(partition, set())
+        entries.difference_update(remove)
+        entries.update(add)
+        if not entries:
+            del self._index[partition]
 
     def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None:
         part = self._parts.get(partition)
@@ -23,13 +42,35 @@ class MemoryBackend:
             if not part:
                 del self._parts[partition]
 
-    def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
+    def put_many(
+        self,
+        partition: int,
+        items: list[tuple[bytes, bytes]],
+        *,
+        index_add: Iterable[bytes] = (),
+        index_remove: Iterable[bytes] = (),
+    ) -> None:
         for okey, value in items:
             self.put(partition, okey, value)
+        self.index_update(partition, index_add, index_remove)
 
-    def delete_many(self, partition: int, okeys: list[bytes]) -> None:
+    def delete_many(
+        self, partition: int, okeys: list[bytes], *, index_remove: Iterable[bytes] = ()
+    ) -> None:
         for okey in okeys:
             self.delete(partition, okey)
+        self.index_update(partition, (), index_remove)
+
+    def scan(
+        self, partition: int, low: bytes, high: bytes, *, index: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        if index:
+            keys = sorted(self._index.get(partition, ()))
+            return iter([(k, b"") for k in keys[bisect_left(keys, low) : bisect_left(keys, high)]])
+        part = self._parts.get(partition, {})
+        keys = sorted(part)
+        chosen = keys[bisect_left(keys, low) : bisect_left(keys, high)]
+        return iter([(k, part[k]) for k in chosen])
 
     def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         part = self._parts.get(partition, {})
@@ -47,6 +88,7 @@ class MemoryBackend:
 
     def drop_partition(self, partition: int) -> None:
         self._parts.pop(partition, None)
+        self._index.pop(partition, None)
 
     def get_meta(self, name: str) -> bytes | None:
         return self._meta.get(name)

@@ -8,7 +8,7 @@ A crash rolls the store back to the last durable point, as power loss would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from spinekv.storage.memory import MemoryBackend
@@ -30,6 +30,10 @@ class DurableStore:
 
     def record_object(self, partition: int, okey: bytes) -> None:
         self._undo.append(("o", partition, okey, self.mem.get(partition, okey)))
+
+    def record_index(self, partition: int, ikeys: list[bytes]) -> None:
+        held = self.mem._index.get(partition, set())
+        self._undo.append(("i", partition, [(k, k in held) for k in ikeys]))
 
     def record_meta(self, name: str) -> None:
         self._undo.append(("m", name, self.mem.get_meta(name)))
@@ -59,6 +63,11 @@ class DurableStore:
                     self.mem.delete(partition, okey)
                 else:
                     self.mem.put(partition, okey, old)
+            elif entry[0] == "i":
+                _, partition, held = entry
+                self.mem.index_update(
+                    partition, [k for k, was in held if was], [k for k, was in held if not was]
+                )
             else:
                 _, name, old = entry
                 if old is None:
@@ -83,12 +92,28 @@ class SimBackend:
     def get(self, partition: int, okey: bytes) -> bytes | None:
         return self._live().get(partition, okey)
 
-    def put(self, partition: int, okey: bytes, value: bytes, *, sync: bool = False) -> None:
+    def put(
+        self,
+        partition: int,
+        okey: bytes,
+        value: bytes,
+        *,
+        sync: bool = False,
+        index_add: Iterable[bytes] = (),
+        index_remove: Iterable[bytes] = (),
+    ) -> None:
         mem = self._live()
         self.store.record_object(partition, okey)
         mem.put(partition, okey, value)
+        self._index(partition, index_add, index_remove)
         if sync:
             self.store.sync()
+
+    def _index(self, partition: int, add: Iterable[bytes], remove: Iterable[bytes]) -> None:
+        add, remove = list(add), list(remove)
+        if add or remove:
+            self.store.record_index(partition, add + remove)
+            self.store.mem.index_update(partition, add, remove)
 
     def delete(self, partition: int, okey: bytes, *, sync: bool = False) -> None:
         mem = self._live()
@@ -97,13 +122,29 @@ class SimBackend:
         if sync:
             self.store.sync()
 
-    def put_many(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
+    def put_many(
+        self,
+        partition: int,
+        items: list[tuple[bytes, bytes]],
+        *,
+        index_add: Iterable[bytes] = (),
+        index_remove: Iterable[bytes] = (),
+    ) -> None:
         for okey, value in items:
             self.put(partition, okey, value)
+        self._index(partition, index_add, index_remove)
 
-    def delete_many(self, partition: int, okeys: list[bytes]) -> None:
+    def delete_many(
+        self, partition: int, okeys: list[bytes], *, index_remove: Iterable[bytes] = ()
+    ) -> None:
         for okey in okeys:
             self.delete(partition, okey)
+        self._index(partition, (), index_remove)
+
+    def scan(
+        self, partition: int, low: bytes, high: bytes, *, index: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        return self._live().scan(partition, low, high, index=index)
 
     def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         return self._live().fold(partition)
@@ -126,6 +167,7 @@ class SimBackend:
         mem = self._live()
         for okey, _ in list(mem.fold(partition)):
             self.store.record_object(partition, okey)
+        self.store.record_index(partition, sorted(mem._index.get(partition, ())))
         mem.drop_partition(partition)
 
     def get_meta(self, name: str) -> bytes | None:

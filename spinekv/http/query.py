@@ -1,0 +1,390 @@
+"""Riak's coverage resources over HTTP: 2i queries, key and bucket listing, legacy counters."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from .. import counter
+from .. import object as riak_object
+from ..config import BucketProps, ClusterConfig
+from ..index import (
+    SPECIAL,
+    IndexError_,
+    Query,
+    decode_continuation,
+    encode_continuation,
+    is_int_field,
+    merge_results,
+    parse_term,
+)
+from ..node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
+from ..node.coverage import CoverageFailed
+from ..quorum import Failed, NotFound, QuorumValueError, resolve
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _text(status: int, body: str) -> web.Response:
+    return web.Response(status=status, text=body.rstrip("\n") + "\n")
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name)
+    if raw is None:
+        return False
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise Refused(400, f"{name}={raw!r}: expected true or false")
+
+
+def _decode_key(key: bytes) -> str:
+    return key.decode(errors="replace")
+
+
+class QueryHandlers:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        coordinator: Coordinator,
+        now_us: Callable[[], int],
+        props_of: Callable[[str, str], BucketProps | None] | None = None,
+    ) -> None:
+        self.config = config
+        self.coordinator = coordinator
+        self._now_us = now_us
+        self._props_of = props_of or (lambda type_name, bucket: config.bucket_type(type_name))
+
+    # -------------------------------------------------------------- helpers
+
+    def _props(self, request: web.Request, bucket: str = "") -> BucketProps:
+        type_name = request.match_info.get("type", "default")
+        props = self._props_of(type_name, bucket)
+        if props is None:
+            raise Refused(404, f"Unknown bucket type: {type_name}")
+        return props
+
+    def _timeout(self, request: web.Request) -> float:
+        raw = request.query.get("timeout")
+        if raw is None or raw == "0":  # the riak client sends 0 for "infinity": the default
+            return self.config.request_timeout_ms / 1000
+        if not raw.isdigit():
+            raise Refused(400, f"timeout={raw!r}: expected a positive number of milliseconds")
+        return int(raw) / 1000
+
+    @staticmethod
+    def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
+        async def wrapper(self: QueryHandlers, request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(self, request)
+            except Refused as exc:
+                return _text(exc.status, exc.reason)
+            except IndexError_ as exc:
+                return _text(400, str(exc))
+
+        return wrapper
+
+    async def _collect(self, kind: str, args: list, n_val: int, timeout: float, **kw) -> list:
+        parts = []
+        try:
+            async with asyncio.timeout(timeout):
+                async for part in self.coordinator.coverage.run(kind, args, n_val, timeout, **kw):
+                    parts.append(part)
+        except CoverageFailed as exc:
+            raise Refused(503, str(exc)) from None
+        except TimeoutError:
+            raise Refused(503, f"coverage query timed out after {timeout:g}s") from None
+        return parts
+
+    # -------------------------------------------------------------- 2i
+
+    def _query(self, request: web.Request) -> tuple[Query, bool]:
+        info = request.match_info
+        field = info["field"]
+        if field not in SPECIAL:
+            field = field.lower()
+        start_raw = info["start"]
+        end_raw = info.get("end")
+        is_range = end_raw is not None
+        if field == "$bucket" and is_range:
+            raise Refused(400, "$bucket takes one value (the bucket), not a range")
+        max_raw = request.query.get("max_results")
+        if max_raw is not None and not (max_raw.isdigit() and int(max_raw) > 0):
+            raise Refused(400, f"max_results={max_raw!r}: expected a positive integer")
+        regex = request.query.get("term_regex")
+        if regex is not None and (not is_range or is_int_field(field)):
+            raise Refused(
+                400, "term_regex is only allowed on range queries over _bin indexes or $key"
+            )
+        try:
+            start = parse_term(field, start_raw)
+            end = parse_term(field, end_raw) if is_range else start
+        except IndexError_ as exc:
+            raise Refused(400, str(exc)) from None
+        cont_raw = request.query.get("continuation")
+        continuation = decode_continuation(cont_raw, field) if cont_raw else None
+        q = Query(
+            info.get("type", "default").encode(),
+            info["bucket"].encode(),
+            field,
+            start,
+            end,
+            return_terms=_flag(request, "return_terms") and is_range,
+            max_results=int(max_raw) if max_raw is not None else None,
+            continuation=continuation,
+            term_regex=regex,
+        )
+        return q, _flag(request, "stream")
+
+    @guarded
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        q, stream = self._query(request)
+        props = self._props(request, request.match_info["bucket"])
+        timeout = self._timeout(request)
+        if stream and q.max_results is None:
+            return await self._stream_index(request, q, props.n_val, timeout)
+        parts = await self._collect("index", q.to_wire(), props.n_val, timeout)
+        results, cut = merge_results(q, parts)
+        body = self._index_body(q, results)
+        if cut and results:
+            body["continuation"] = encode_continuation(results[-1])
+        if not stream:
+            return web.json_response(body)
+        out = _Multipart()
+        await out.start(request)
+        await out.part({k: v for k, v in body.items() if k != "continuation"})
+        if "continuation" in body:
+            await out.part({"continuation": body["continuation"]})
+        return await out.close()
+
+    @staticmethod
+    def _index_body(q: Query, results: list) -> dict:
+        if q.return_terms:
+            return {"results": [{str(t): _decode_key(k)} for t, k in results]}
+        keys: list[str] = []
+        seen = set()
+        for _, k in results:
+            if k not in seen:  # a key may match a range under several terms
+                seen.add(k)
+                keys.append(_decode_key(k))
+        return {"keys": keys}
+
+    async def _stream_index(
+        self, request: web.Request, q: Query, n_val: int, timeout: float
+    ) -> web.StreamResponse:
+        out = _Multipart()
+        await out.start(request)
+        try:
+            async with asyncio.timeout(timeout):
+                async for part in self.coordinator.coverage.run(
+                    "index", q.to_wire(), n_val, timeout
+                ):
+                    results, _ = merge_results(q, [part])
+                    if results:
+                        await out.part(self._index_body(q, results))
+        except (CoverageFailed, TimeoutError) as exc:
+            await out.part({"error": str(exc) or "timeout"})
+        return await out.close()
+
+    # -------------------------------------------------------------- listing
+
+    @guarded
+    async def keys(self, request: web.Request) -> web.StreamResponse:
+        mode = request.query.get("keys")
+        if mode not in ("true", "stream"):
+            raise Refused(400, "keys=true or keys=stream is required to list keys")
+        bucket = request.match_info["bucket"]
+        props = self._props(request, bucket)
+        q = Query(
+            request.match_info.get("type", "default").encode(), bucket.encode(), "$bucket", "", ""
+        )
+        timeout = self._timeout(request)
+        if mode == "true":
+            parts = await self._collect("index", q.to_wire(), props.n_val, timeout)
+            keys = sorted({bytes(k) for part in parts for _, k in part})
+            return web.json_response({"keys": [_decode_key(k) for k in keys]})
+        answers = self.coordinator.coverage.run("index", q.to_wire(), props.n_val, timeout)
+        return await self._stream_json(
+            request, "keys", answers, timeout, lambda part: [_decode_key(k) for _, k in part]
+        )
+
+    @guarded
+    async def buckets(self, request: web.Request) -> web.StreamResponse:
+        mode = request.query.get("buckets")
+        if mode not in ("true", "stream"):
+            raise Refused(400, "buckets=true or buckets=stream is required to list buckets")
+        type_name = request.match_info.get("type", "default")
+        props = self._props(request)
+        timeout = self._timeout(request)
+        args = [type_name.encode()]
+        if mode == "true":
+            parts = await self._collect("buckets", args, props.n_val, timeout, every_vnode=True)
+            names = sorted({bytes(b) for part in parts for b in part})
+            return web.json_response({"buckets": [_decode_key(b) for b in names]})
+        answers = self.coordinator.coverage.run(
+            "buckets", args, props.n_val, timeout, every_vnode=True
+        )
+        seen: set[bytes] = set()
+
+        def fresh(part: list) -> list[str]:
+            new = [bytes(b) for b in part if bytes(b) not in seen]
+            seen.update(new)
+            return [_decode_key(b) for b in new]
+
+        return await self._stream_json(request, "buckets", answers, timeout, fresh)
+
+    async def _stream_json(
+        self,
+        request: web.Request,
+        field: str,
+        answers: AsyncIterator[list],
+        timeout: float,
+        convert: Callable[[list], list],
+    ) -> web.StreamResponse:
+        """Riak's streamed listing: one JSON object per chunk, {"keys": [...]} after another."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            async with asyncio.timeout(timeout):
+                async for part in answers:
+                    items = convert(part)
+                    if items:
+                        await response.write(json.dumps({field: items}).encode())
+        except (CoverageFailed, TimeoutError) as exc:
+            await response.write(json.dumps({"error": str(exc) or "timeout"}).encode())
+        await response.write(json.dumps({field: []}).encode())
+        await response.write_eof()
+        return response
+
+    # -------------------------------------------------------------- counters
+
+    def _counter_props(self, request: web.Request) -> tuple[BKey, BucketProps]:
+        bucket = request.match_info["bucket"]
+        props = self._props(request, bucket)
+        if not props.allow_mult:
+            raise Refused(409, "Counters require bucket property 'allow_mult=true'")
+        bkey = BKey(b"default", bucket.encode(), request.match_info["key"].encode())
+        return bkey, props
+
+    def _quorum(self, request: web.Request, name: str, props: BucketProps) -> int:
+        try:
+            return resolve(
+                name, request.query.get(name, props.quorum(name)), props.n_val, props.quorum(name)
+            )
+        except QuorumValueError as exc:
+            raise Refused(400, str(exc)) from None
+
+    def _get_options(self, request: web.Request, props: BucketProps) -> GetOptions:
+        return GetOptions(
+            r=self._quorum(request, "r", props),
+            pr=self._quorum(request, "pr", props),
+            notfound_ok=_flag(request, "notfound_ok")
+            if "notfound_ok" in request.query
+            else props.notfound_ok,
+            basic_quorum=_flag(request, "basic_quorum")
+            if "basic_quorum" in request.query
+            else props.basic_quorum,
+            timeout=self._timeout(request),
+        )
+
+    @guarded
+    async def counter_get(self, request: web.Request) -> web.StreamResponse:
+        bkey, props = self._counter_props(request)
+        result = await self.coordinator.get(bkey, props, self._get_options(request, props))
+        if isinstance(result, Failed):
+            return _text(503, result.reason)
+        if isinstance(result, NotFound) or not riak_object.live_contents(result.obj):
+            return _text(404, "not found")
+        try:
+            value = counter.value_of(riak_object.live_contents(result.obj))
+        except counter.CounterError as exc:
+            return _text(409, f"{exc}: the key does not hold a counter")
+        return web.Response(text=str(value), content_type="text/plain")
+
+    @guarded
+    async def counter_update(self, request: web.Request) -> web.StreamResponse:
+        bkey, props = self._counter_props(request)
+        body = await request.read()
+        try:
+            delta = counter.parse_delta(body)
+        except counter.CounterError as exc:
+            raise Refused(400, str(exc)) from None
+        w = self._quorum(request, "w", props)
+        dw = self._quorum(request, "dw", props)
+        opts = PutOptions(
+            w=max(w, dw),
+            dw=dw,
+            pw=self._quorum(request, "pw", props),
+            node_confirms=self._quorum(request, "node_confirms", props),
+            timeout=self._timeout(request),
+        )
+        op = counter.increment_op(delta, self._now_us())
+        result = await self.coordinator.put(bkey, props, {}, op, opts)
+        if isinstance(result, Failed):
+            return _text(503, result.reason)
+        assert isinstance(result, PutOk)
+        if _flag(request, "returnvalue"):
+            try:
+                value = counter.value_of(riak_object.live_contents(result.obj))
+            except counter.CounterError as exc:
+                return _text(409, f"{exc}: the key does not hold a counter")
+            return web.Response(text=str(value), content_type="text/plain")
+        return web.Response(status=204)
+
+    # -------------------------------------------------------------- routes
+
+    def routes(self) -> list[web.RouteDef]:
+        table = []
+        for prefix in ("/types/{type}/buckets/{bucket}", "/buckets/{bucket}"):
+            table += [
+                web.get(prefix + "/index/{field}/{start}", self.index),
+                web.get(prefix + "/index/{field}/{start}/{end}", self.index),
+                web.get(prefix + "/keys", self.keys),
+            ]
+        table += [
+            web.get("/buckets", self.buckets),
+            web.get("/types/{type}/buckets", self.buckets),
+            web.get("/buckets/{bucket}/counters/{key}", self.counter_get),
+            web.post("/buckets/{bucket}/counters/{key}", self.counter_update),
+        ]
+        return table
+
+
+# ------------------------------------------------------------------ multipart streaming
+
+
+class _Multipart:
+    """A streamed multipart/mixed body of JSON parts, as Riak streams 2i results."""
+
+    def __init__(self) -> None:
+        self.boundary = base64.b32encode(os.urandom(10)).decode().rstrip("=")
+        self.response = web.StreamResponse(
+            headers={"Content-Type": f"multipart/mixed; boundary={self.boundary}"}
+        )
+        self.response.enable_chunked_encoding()
+
+    async def start(self, request: web.Request) -> None:
+        await self.response.prepare(request)
+
+    async def part(self, body: dict) -> None:
+        head = f"\r\n--{self.boundary}\r\nContent-Type: application/json\r\n\r\n"
+        await self.response.write(head.encode() + json.dumps(body).encode())
+
+    async def close(self) -> web.StreamResponse:
+        await self.response.write(f"\r\n--{self.boundary}--\r\n".encode())
+        await self.response.write_eof()
+        return self.response
