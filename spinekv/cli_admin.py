@@ -1,10 +1,12 @@
-"""`spinekv admin`: stage, plan and commit membership changes; member, ring and transfer views."""
+"""`spinekv admin`: stage, plan and commit membership changes; member, ring and transfer views;
+bucket types."""
 
 from __future__ import annotations
 
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from typing import Any
@@ -40,6 +42,25 @@ def _call(config: ClusterConfig, node: str, method: str, path: str, timeout: flo
         except ValueError:
             reason = ""
         raise NodeError(f"{node} refused: {reason or err}") from None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise NodeError(f"{node} ({url}) did not answer: {exc}") from None
+
+
+def _send(config: ClusterConfig, node: str, method: str, path: str, body: Any) -> tuple[int, Any]:
+    """(status, JSON answer) of a request with a JSON body; a refusal is an answer too."""
+    url = config.node(node).http_url + path
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url, method=method, data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10.0) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as err:
+        try:
+            return err.code, json.load(err)
+        except ValueError:
+            raise NodeError(f"{node} refused: {err}") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise NodeError(f"{node} ({url}) did not answer: {exc}") from None
 
@@ -334,3 +355,122 @@ def _print_recent(statuses: dict[str, dict]) -> None:
         f"Recently finished: {len(done)} transfers, {objects} objects, "
         f"{objects / seconds:,.0f} objects/s per transfer on average"
     )
+
+
+# ---------------------------------------------------------------- bucket types
+# Sentences as riak-admin prints them (riak_kv_console: bucket_type_*).
+
+STATUS_SENTENCES = {
+    "undefined": "{} is not an existing bucket type",
+    "created": "{} has been created but cannot be activated yet",
+    "ready": "{} has been created and may be activated",
+    "active": "{} is active",
+}
+
+
+@admin.group("bucket-type")
+def bucket_type() -> None:
+    """Create, activate, update and list bucket types, as riak-admin bucket-type does."""
+
+
+def _props_arg(name: str, raw: str, verb: str) -> dict:
+    """The props of a '{"props":{...}}' argument, or exit saying what is wrong with it."""
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        raise click.ClickException(f"Cannot {verb} bucket type {name}: invalid json") from None
+    if not isinstance(fields, dict) or not isinstance(fields.get("props"), dict):
+        raise click.ClickException(
+            f"Cannot {verb} bucket type {name}: no props field found in json"
+        )
+    return fields["props"]
+
+
+def _ask(ctx: click.Context, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    config, chosen = _ctx(ctx)
+    return _send(config, _contact(config, chosen), method, path, body)
+
+
+def _type_path(name: str) -> str:
+    return "/admin/bucket-types/" + urllib.parse.quote(name, safe="")
+
+
+def _fail(first_line: str, answer: Any) -> None:
+    reasons = answer.get("errors") or {"": answer.get("error", answer)}
+    click.echo(first_line)
+    for reason in reasons.values():
+        click.echo(reason)
+    raise SystemExit(1)
+
+
+def _show_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@bucket_type.command("create")
+@click.argument("name")
+@click.argument("props", default='{"props":{}}')
+@click.pass_context
+def bucket_type_create(ctx: click.Context, name: str, props: str) -> None:
+    """Create bucket type NAME (not active yet) with PROPS, e.g. '{"props":{"n_val":2}}'."""
+    changes = _props_arg(name, props, "create")
+    status, answer = _ask(ctx, "POST", _type_path(name), {"props": changes})
+    if status >= 400:
+        _fail(f"Error creating bucket type {name}:", answer)
+    click.echo(f"{name} created")
+
+
+@bucket_type.command("activate")
+@click.argument("name")
+@click.pass_context
+def bucket_type_activate(ctx: click.Context, name: str) -> None:
+    """Activate NAME once every member has seen it; buckets of it can then be used."""
+    path = _type_path(name) + "/activate"
+    status, answer = _ask(ctx, "POST", path)
+    if status == 404:
+        click.echo(STATUS_SENTENCES["undefined"].format(name))
+        raise SystemExit(1)
+    if status >= 400:
+        # "NAME has been created but cannot be activated yet: not yet seen by ..."
+        click.echo(answer.get("error", STATUS_SENTENCES["created"].format(name)))
+        raise SystemExit(1)
+    click.echo(f"{name} has been activated")
+
+
+@bucket_type.command("update")
+@click.argument("name")
+@click.argument("props")
+@click.pass_context
+def bucket_type_update(ctx: click.Context, name: str, props: str) -> None:
+    """Change some props of active type NAME, e.g. '{"props":{"allow_mult":false}}'."""
+    changes = _props_arg(name, props, "update")
+    status, answer = _ask(ctx, "PUT", _type_path(name), {"props": changes})
+    if status >= 400:
+        _fail(f"Error updating bucket type {name}:", answer)
+    click.echo(f"{name} updated")
+
+
+@bucket_type.command("status")
+@click.argument("name")
+@click.pass_context
+def bucket_type_status(ctx: click.Context, name: str) -> None:
+    """Whether NAME exists, has been seen by every member, is active; and its props."""
+    _, answer = _ask(ctx, "GET", _type_path(name))
+    click.echo(STATUS_SENTENCES[answer["status"]].format(name))
+    if answer["status"] == "created" and answer.get("unacknowledged"):
+        click.echo(f"not yet seen by: {', '.join(answer['unacknowledged'])}")
+    if answer.get("props") is not None:
+        click.echo()
+        for key, value in answer["props"].items():
+            click.echo(f"{key}: {_show_value(value)}")
+    if answer["status"] == "undefined":
+        raise SystemExit(1)
+
+
+@bucket_type.command("list")
+@click.pass_context
+def bucket_type_list(ctx: click.Context) -> None:
+    """Every bucket type, and whether it is active."""
+    _, answer = _ask(ctx, "GET", "/admin/bucket-types")
+    for row in answer["types"]:
+        click.echo(f"{row['name']} ({'active' if row['active'] else 'not active'})")

@@ -57,7 +57,9 @@ class Found:
 
 @dataclass(frozen=True)
 class NotFound:
-    pass
+    # The merged tombstone, when the replicas hold one: its context lets a client
+    # write over the delete, and HTTP reports it with X-Riak-Deleted.
+    obj: DVVSet | None = None
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,10 @@ class GetCore:
         positive = found + (notfound if self.notfound_ok else 0)
         if positive >= self.r and primary_ok >= self.pr:
             merged = self.merged()
-            if merged is None or riak_object.is_tombstone(merged):
+            if merged is None:
                 return NotFound()
+            if riak_object.is_tombstone(merged):
+                return NotFound(merged)
             return Found(merged)
         pending_primaries = sum(1 for i, p in self.primary.items() if p and i not in self.replies)
         # notfound_ok=false: notfounds cannot make r, but when nothing failed they are an answer

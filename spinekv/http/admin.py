@@ -59,8 +59,11 @@ class AdminHandlers:
         coord = self.coordinator
         ring = coord.membership.ring
         n_val = request.query.get("n_val", str(self.n_val))
-        if not n_val.isdigit() or int(n_val) < 1:
-            return web.Response(status=400, text=f"n_val={n_val!r}: expected a positive integer\n")
+        ring_size = coord.membership.ring.ring_size
+        if not (n_val.isascii() and n_val.isdigit() and 1 <= int(n_val) <= ring_size):
+            return web.Response(
+                status=400, text=f"n_val={n_val!r}: expected an integer from 1 to {ring_size}\n"
+            )
         partition = ring.partition_of(bkey.bucket_type, bkey.bucket, bkey.key)
         out = []
         for entry in coord.membership.preflist(partition, int(n_val)):

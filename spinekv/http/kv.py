@@ -1,96 +1,258 @@
-"""The Riak-shaped HTTP object API: /types/T/buckets/B/keys/K, /buckets/B/keys/K and /ping."""
+"""The Riak-shaped HTTP object API: /types/T/buckets/B/keys/K and /buckets/B/keys/K.
+
+Each method answers as Riak's riak_kv_wm_object does (header rules live in
+riakheaders.py):
+
+- GET reads with r/pr/notfound_ok/basic_quorum. One sibling is 200 with its
+  value and metadata headers; several are 300, a text list of vtags or (when
+  Accept prefers it) multipart/mixed with one part per sibling, tombstones
+  included and marked X-Riak-Deleted. ?vtag= picks one sibling.
+- PUT and POST need a Content-Type; Link, X-Riak-Index-* and X-Riak-Meta-*
+  headers become the stored content's links, indexes and user metadata. Without
+  returnbody a PUT is 204; POST to .../keys makes up a key and is 201 with a
+  Location.
+- DELETE reads first (404 for a missing key, as in Riak) and writes a tombstone
+  over what it read, or over the client's X-Riak-Vclock.
+- If-Match, If-None-Match, If-Modified-Since and If-Unmodified-Since are checked
+  against the object as read, in webmachine's order (304 or 412). A conditional
+  write reads first, with the request's r, and when the client sent no
+  X-Riak-Vclock writes over the context it read, so it replaces exactly what
+  the precondition was checked against.
+
+Input is checked before anything is read or written: a bad parameter or header
+is a 400 (or 404 for an unknown bucket type, 413, 415) and changes nothing.
+"""
 
 from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime
-from email.utils import format_datetime
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
+from multidict import CIMultiDict
 
+from .. import counter
 from .. import object as riak_object
-from ..config import BucketProps, ClusterConfig
+from ..config import QUORUM_NAMES, BucketProps, ClusterConfig
+from ..dvv import DVVSet
 from ..node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
 from ..object import CodecError, Content
-from ..quorum import Failed, NotFound, QuorumValueError, resolve
+from ..quorum import Failed, Found, NotFound, QuorumValueError, resolve
+from .riakheaders import (
+    DELETED,
+    Conditions,
+    Refusal,
+    RequestError,
+    Version,
+    check_conditions,
+    content_headers,
+    http_date,
+    multipart_body,
+    parse_content_type,
+    parse_indexes,
+    parse_links,
+    parse_meta,
+    prefers_multipart,
+    riak_unquote,
+    shown,
+    sibling_etag,
+)
 
 VCLOCK = "X-Riak-Vclock"
-META_PREFIX = "x-riak-meta-"
+# The longest timeout Erlang's timers (and so Riak) take, in milliseconds.
+MAX_TIMEOUT_MS = 2**32 - 1
+
+_QUORUM_TEXT = re.compile(r"[0-9]{1,9}|one|quorum|all|default")
+_TIMEOUT_TEXT = re.compile(r"[0-9]{1,10}")
+_SYNC_ON_WRITE = ("default", "backend", "one", "all")
 
 
-class BadRequest(Exception):
-    """Client input that is refused with a 4xx and changes nothing."""
-
-    def __init__(self, reason: str, status: int = 400) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-
-def _text(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
+def _text(status: int, body: str, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=status, text=body.rstrip("\n") + "\n", headers=headers)
 
 
 # ------------------------------------------------------------------ request parsing
 
 
-def _bool_param(request: web.Request, name: str, default: bool) -> bool:
-    raw = request.query.get(name)
+@dataclass(frozen=True)
+class Target:
+    """The bucket type, bucket and key a request names, URL-decoded as Riak decodes them."""
+
+    bucket_type: str
+    bucket: str
+    key: str
+
+    @property
+    def bkey(self) -> BKey:
+        return BKey(self.bucket_type.encode(), self.bucket.encode(), self.key.encode())
+
+    @property
+    def location(self) -> str:
+        prefix = "" if self.bucket_type == "default" else f"/types/{quote(self.bucket_type, '')}"
+        return f"{prefix}/buckets/{quote(self.bucket, '')}/keys/{quote(self.key, '')}"
+
+
+def _target(request: web.Request, new_key: str | None = None) -> Target:
+    # From the raw path, not match_info: Riak decodes '+' as a space, aiohttp does not.
+    segments = request.rel_url.raw_path.split("/")[1:]
+    if segments[0] == "types":
+        bucket_type, rest = riak_unquote(segments[1]), segments[2:]
+    else:
+        bucket_type, rest = "default", segments
+    key = new_key if new_key is not None else riak_unquote(rest[3])
+    return Target(bucket_type, riak_unquote(rest[1]), key)
+
+
+def _bool_param(
+    query: Mapping[str, str], name: str, default: bool, *, allow_default: bool = True
+) -> bool:
+    """true / false, or `default` (the bucket's value) where Riak takes it."""
+    raw = query.get(name)
     if raw is None:
         return default
     value = raw.strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise BadRequest(f"{name}={raw!r}: expected true or false")
+    if value in ("true", "false"):
+        return value == "true"
+    if value == "default" and allow_default:
+        return default
+    raise RequestError(f"{name} query parameter must be true or false, not {shown(raw)}")
 
 
-def _quorum_param(request: web.Request, name: str, props: BucketProps) -> int:
-    try:
-        return resolve(
-            name, request.query.get(name, props.quorum(name)), props.n_val, props.quorum(name)
+def _check_params(query: Mapping[str, str], *, write: bool) -> None:
+    """Refuse any parameter Riak reads that is malformed, before the bucket type is looked up."""
+    _timeout(query, default_ms=1)  # for its checks; the value is read with the options
+    for name in QUORUM_NAMES:
+        raw = query.get(name)
+        if raw is not None and not _QUORUM_TEXT.fullmatch(raw.strip().lower()):
+            raise RequestError(
+                f"{name}={shown(raw)} is not a number or one of one, quorum, all, default"
+            )
+    raw = query.get("sync_on_write")
+    if raw is not None and raw.strip().lower() not in _SYNC_ON_WRITE:
+        raise RequestError(
+            f"sync_on_write query parameter must be one of {', '.join(_SYNC_ON_WRITE)}, "
+            f"not {shown(raw)}"
         )
+    for name in ("notfound_ok", "basic_quorum"):
+        _bool_param(query, name, False)
+    # asis (store the client's clock unchanged) is Riak's replication hook; every spinekv
+    # write is a new event, so a write asking for it is refused rather than misapplied.
+    if _bool_param(query, "asis", False) and write:
+        raise RequestError("asis=true is not supported: every write is applied as a new version")
+
+
+def _quorum(query: Mapping[str, str], name: str, props: BucketProps) -> int:
+    try:
+        return resolve(name, query.get(name, props.quorum(name)), props.n_val, props.quorum(name))
     except QuorumValueError as exc:
-        raise BadRequest(str(exc)) from None
+        raise RequestError(str(exc)) from None
 
 
-def _timeout(request: web.Request, config: ClusterConfig) -> float:
-    raw = request.query.get("timeout")
+def _timeout(query: Mapping[str, str], default_ms: int) -> float:
+    raw = query.get("timeout")
     if raw is None:
-        return config.request_timeout_ms / 1000
-    if not raw.isdigit() or int(raw) == 0:
-        raise BadRequest(f"timeout={raw!r}: expected a positive number of milliseconds")
+        return default_ms / 1000
+    if not _TIMEOUT_TEXT.fullmatch(raw) or not 0 < int(raw) <= MAX_TIMEOUT_MS:
+        raise RequestError(
+            f"Bad timeout value {shown(raw)}: expected a positive number of milliseconds "
+            f"(at most {MAX_TIMEOUT_MS})"
+        )
     return int(raw) / 1000
 
 
-def _context(request: web.Request) -> dict[str, int] | None:
+def _client_context(request: web.Request) -> dict[str, int] | None:
     raw = request.headers.get(VCLOCK)
     if raw is None or raw.strip() == "":
         return None
     try:
         return riak_object.decode_context(raw.strip())
     except CodecError as exc:
-        raise BadRequest(str(exc)) from None
+        raise RequestError(str(exc)) from None
 
 
-def _http_date(us: int) -> str:
-    return format_datetime(datetime.fromtimestamp(us / 1_000_000, UTC), usegmt=True)
+# ------------------------------------------------------------------ what a response shows
 
 
-def _content_headers(content: Content) -> dict[str, str]:
-    headers = {
-        "Content-Type": content.content_type,
-        "ETag": f'"{content.vtag}"',
-        "Last-Modified": _http_date(content.last_modified_us),
-    }
-    for name, value in content.meta:
-        headers[f"X-Riak-Meta-{name}"] = value
-    return headers
+@dataclass(frozen=True)
+class View:
+    """An object as one response shows it: every sibling, or the one it answers with."""
+
+    contents: list[Content]  # tombstones included: Riak lists them as siblings
+    chosen: Content | None  # None when the answer is the 300 of several siblings
+    vclock: str
+
+    @classmethod
+    def of(cls, obj: DVVSet, vtag: str | None = None) -> View | None:
+        """The view of `obj`, narrowed to the sibling ?vtag= names; None if none has it."""
+        contents = riak_object.contents(obj)
+        vclock = riak_object.encode_context(riak_object.context(obj))
+        if vtag is not None:
+            chosen = next((c for c in contents if c.vtag == vtag), None)
+            return None if chosen is None else cls(contents, chosen, vclock)
+        return cls(contents, contents[0] if len(contents) == 1 else None, vclock)
+
+    @property
+    def last_modified_us(self) -> int:
+        if self.chosen is not None:
+            return self.chosen.last_modified_us
+        return max(c.last_modified_us for c in self.contents)
+
+    @property
+    def version(self) -> Version:
+        etag = self.chosen.vtag if self.chosen is not None else sibling_etag(self.vclock)
+        return Version(etag, self.last_modified_us // 1_000_000)
+
+
+def _render(
+    request: web.Request, view: View, bucket: str, *, created: bool = False
+) -> web.Response:
+    """200 (201 when created) with the chosen sibling, or 300 (201) listing every sibling."""
+    if view.chosen is not None:
+        headers = CIMultiDict(content_headers(view.chosen, bucket))
+        headers[VCLOCK] = view.vclock
+        return web.Response(status=201 if created else 200, body=view.chosen.value, headers=headers)
+    status = 201 if created else 300
+    headers = CIMultiDict(
+        {
+            VCLOCK: view.vclock,
+            "ETag": f'"{view.version.etag}"',
+            "Last-Modified": http_date(view.last_modified_us),
+        }
+    )
+    if prefers_multipart(request.headers.get("Accept")):
+        boundary = base64.b32encode(os.urandom(10)).decode().rstrip("=")
+        headers["Content-Type"] = f"multipart/mixed; boundary={boundary}"
+        body = multipart_body(view.contents, bucket, boundary)
+        return web.Response(status=status, body=body, headers=headers)
+    listing = "Siblings:\n" + "".join(f"{c.vtag}\n" for c in view.contents)
+    return _text(status, listing, headers)
+
+
+def _refused(refusal: Refusal, current: Version | None) -> web.Response:
+    if refusal.status == 304:
+        # As webmachine: no body, but the ETag the client can cache against.
+        etag = {"ETag": f'"{current.etag}"'} if current is not None else {}
+        return web.Response(status=304, headers=etag)
+    return _text(refusal.status, refusal.reason)
+
+
+def _tombstone(result: NotFound) -> DVVSet | None:
+    """The tombstone a not-found read merged, if the replicas held one."""
+    return result.obj
+
+
+def _not_found(result: NotFound) -> web.Response:
+    tombstone = _tombstone(result)
+    if tombstone is None:
+        return _text(404, "not found")
+    # As Riak with deletedvclock: the tombstone's context, so a client can write over it.
+    vclock = riak_object.encode_context(riak_object.context(tombstone))
+    return _text(404, "not found", {VCLOCK: vclock, DELETED: "true"})
 
 
 # ------------------------------------------------------------------ handlers
@@ -112,41 +274,34 @@ class KVHandlers:
         self._props_of = props_of or (lambda type_name, bucket: config.bucket_type(type_name))
         self._new_key = new_key or (lambda: base64.b32encode(os.urandom(15)).decode().lower())
 
-    def _props(self, request: web.Request) -> BucketProps:
-        type_name = request.match_info.get("type", "default")
-        props = self._props_of(type_name, request.match_info["bucket"])
+    def _props(self, target: Target) -> BucketProps:
+        props = self._props_of(target.bucket_type, target.bucket)
         if props is None:
-            known = ", ".join(sorted(self.config.bucket_types))
-            raise BadRequest(f"unknown bucket type {type_name!r} (known types: {known})")
+            # Riak's answer for a type that does not exist or is not active.
+            raise RequestError(f"Unknown bucket type: {target.bucket_type}", 404)
         return props
 
-    def _bkey(self, request: web.Request, key: str | None = None) -> BKey:
-        type_name = request.match_info.get("type", "default")
-        return BKey(
-            type_name.encode(),
-            request.match_info["bucket"].encode(),
-            (key if key is not None else request.match_info["key"]).encode(),
-        )
+    def _now_s(self) -> int:
+        return self._now_us() // 1_000_000
 
-    def _get_options(self, request: web.Request, props: BucketProps) -> GetOptions:
+    def _get_options(self, query: Mapping[str, str], props: BucketProps) -> GetOptions:
         return GetOptions(
-            r=_quorum_param(request, "r", props),
-            pr=_quorum_param(request, "pr", props),
-            notfound_ok=_bool_param(request, "notfound_ok", props.notfound_ok),
-            basic_quorum=_bool_param(request, "basic_quorum", props.basic_quorum),
-            timeout=_timeout(request, self.config),
+            r=_quorum(query, "r", props),
+            pr=_quorum(query, "pr", props),
+            notfound_ok=_bool_param(query, "notfound_ok", props.notfound_ok),
+            basic_quorum=_bool_param(query, "basic_quorum", props.basic_quorum),
+            timeout=_timeout(query, self.config.request_timeout_ms),
         )
 
-    def _put_options(self, request: web.Request, props: BucketProps) -> PutOptions:
-        w = _quorum_param(request, "w", props)
-        dw = _quorum_param(request, "dw", props)
-        pw = _quorum_param(request, "pw", props)
+    def _put_options(self, query: Mapping[str, str], props: BucketProps) -> PutOptions:
+        w = _quorum(query, "w", props)
+        dw = _quorum(query, "dw", props)
         return PutOptions(
             w=max(w, dw),
             dw=dw,
-            pw=pw,
-            node_confirms=_quorum_param(request, "node_confirms", props),
-            timeout=_timeout(request, self.config),
+            pw=_quorum(query, "pw", props),
+            node_confirms=_quorum(query, "node_confirms", props),
+            timeout=_timeout(query, self.config.request_timeout_ms),
         )
 
     @staticmethod
@@ -154,7 +309,7 @@ class KVHandlers:
         async def wrapper(self: KVHandlers, request: web.Request) -> web.StreamResponse:
             try:
                 return await handler(self, request)
-            except BadRequest as exc:
+            except RequestError as exc:
                 return _text(exc.status, exc.reason)
 
         return wrapper
@@ -163,104 +318,140 @@ class KVHandlers:
 
     @guarded
     async def get(self, request: web.Request) -> web.StreamResponse:
-        props = self._props(request)
-        opts = self._get_options(request, props)
-        bkey = self._bkey(request)
-        result = await self.coordinator.get(bkey, props, opts)
+        target = _target(request)
+        _check_params(request.query, write=False)
+        props = self._props(target)
+        result = await self.coordinator.get(
+            target.bkey, props, self._get_options(request.query, props)
+        )
         if isinstance(result, Failed):
             return _text(503, result.reason)
         if isinstance(result, NotFound):
-            return _text(404, "not found")
-        return self._object_response(request, result.obj, 200)
-
-    def _object_response(self, request: web.Request, obj: Any, status: int) -> web.Response:
-        siblings = riak_object.live_contents(obj)
-        vclock = riak_object.encode_context(riak_object.context(obj))
-        if not siblings:
-            return _text(404, "not found", {VCLOCK: vclock})
+            return _not_found(result)
         vtag = request.query.get("vtag")
-        if vtag is not None:
-            chosen = [c for c in siblings if c.vtag == vtag]
-            if not chosen:
-                return _text(404, f"no sibling with vtag {vtag!r}", {VCLOCK: vclock})
-            siblings = chosen
-        if len(siblings) == 1:
-            headers = _content_headers(siblings[0])
-            headers[VCLOCK] = vclock
-            return web.Response(status=status, body=siblings[0].value, headers=headers)
-        if "multipart/mixed" in request.headers.get("Accept", ""):
-            return _multipart(siblings, vclock)
-        listing = "Siblings:\n" + "".join(f"{c.vtag}\n" for c in siblings)
-        return _text(300, listing, {VCLOCK: vclock})
+        view = View.of(result.obj, vtag)
+        if view is None:
+            return _text(404, f"not found: no sibling has vtag {shown(vtag or '')}")
+        refusal = check_conditions(
+            Conditions.of(request.headers), view.version, method=request.method, now=self._now_s()
+        )
+        if refusal is not None:
+            return _refused(refusal, view.version)
+        return _render(request, view, target.bucket)
 
     # -------------------------------------------------------------- PUT / POST
 
     @guarded
     async def put(self, request: web.Request) -> web.StreamResponse:
-        return await self._store(request, self._bkey(request), created=False)
+        return await self._store(request, _target(request), created=False)
 
     @guarded
     async def post_new(self, request: web.Request) -> web.StreamResponse:
-        return await self._store(request, self._bkey(request, key=self._new_key()), created=True)
+        return await self._store(request, _target(request, self._new_key()), created=True)
 
-    async def _store(self, request: web.Request, bkey: BKey, created: bool) -> web.StreamResponse:
-        props = self._props(request)
-        opts = self._put_options(request, props)
-        returnbody = _bool_param(request, "returnbody", False)
-        context = _context(request) or {}
+    async def _body(self, request: web.Request) -> bytes:
         declared = request.content_length
         limit = self.config.max_object_size
         if declared is not None and declared > limit:
-            raise BadRequest(f"value of {declared} bytes exceeds max_object_size {limit}", 413)
+            raise RequestError(f"value of {declared} bytes exceeds max_object_size {limit}", 413)
         body = await request.read()
         if len(body) > limit:
-            raise BadRequest(f"value of {len(body)} bytes exceeds max_object_size {limit}", 413)
+            raise RequestError(f"value of {len(body)} bytes exceeds max_object_size {limit}", 413)
+        return body
+
+    async def _store(
+        self, request: web.Request, target: Target, created: bool
+    ) -> web.StreamResponse:
+        query, headers = request.query, request.headers
+        # In riak_kv_wm_object's order: content type, parameters, links, indexes.
+        content_type = parse_content_type(headers.get("Content-Type"))
+        if content_type.split(";")[0].lower() == counter.INCREMENT:
+            # The coordinating vnode would apply it as a counter increment, not store it.
+            raise RequestError(f"Content-Type {counter.INCREMENT} is reserved for counters", 415)
+        _check_params(query, write=True)
+        returnbody = _bool_param(query, "returnbody", False, allow_default=False)
+        links = parse_links(headers.getall("Link", []), target.bucket)
+        indexes = parse_indexes(headers.items())
+        meta = parse_meta(headers.items())
+        context = _client_context(request)
+        props = self._props(target)
+        put_opts = self._put_options(query, props)
+        read_opts = self._get_options(query, props)
+        body = await self._body(request)
+
+        conditions = Conditions.of(headers)
+        current: Version | None = None
+        if conditions.any() and not created:
+            found = await self.coordinator.get(target.bkey, props, read_opts)
+            if isinstance(found, Failed):
+                return _text(503, found.reason)
+            read = found.obj if isinstance(found, Found) else _tombstone(found)
+            if isinstance(found, Found):
+                current = View.of(found.obj).version
+            if context is None and read is not None:
+                # Write over exactly what the precondition was checked against.
+                context = riak_object.context(read)
+        # A made-up key never exists: only If-Match can refuse it (with 412).
+        refusal = check_conditions(conditions, current, method=request.method, now=self._now_s())
+        if refusal is not None:
+            return _refused(refusal, current)
+
         content = Content(
             value=body,
-            content_type=request.headers.get("Content-Type", "application/octet-stream"),
+            content_type=content_type,
             last_modified_us=self._now_us(),
-            meta=tuple(
-                sorted(
-                    (name[len(META_PREFIX) :], value)
-                    for name, value in request.headers.items()
-                    if name.lower().startswith(META_PREFIX)
-                )
-            ),
+            meta=meta,
+            indexes=indexes,
+            links=links,
         )
-        result = await self.coordinator.put(bkey, props, context, content, opts)
+        result = await self.coordinator.put(target.bkey, props, context or {}, content, put_opts)
         if isinstance(result, Failed):
             return _text(503, result.reason)
         assert isinstance(result, PutOk)
-        headers = {}
-        if created:
-            prefix = "" if bkey.bucket_type == b"default" else f"/types/{bkey.bucket_type.decode()}"
-            headers["Location"] = (
-                f"{prefix}/buckets/{bkey.bucket.decode()}/keys/{bkey.key.decode()}"
-            )
         if returnbody:
-            response = self._object_response(request, result.obj, 201 if created else 200)
-            response.headers.update(headers)
-            return response
-        headers[VCLOCK] = riak_object.encode_context(riak_object.context(result.obj))
-        return web.Response(status=201 if created else 204, headers=headers)
+            view = View.of(result.obj)
+            assert view is not None
+            response = _render(request, view, target.bucket, created=created)
+        else:
+            response = web.Response(status=201 if created else 204)
+            response.headers[VCLOCK] = riak_object.encode_context(riak_object.context(result.obj))
+        if created:
+            response.headers["Location"] = target.location
+        return response
 
     # -------------------------------------------------------------- DELETE
 
     @guarded
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        props = self._props(request)
-        rw = _quorum_param(request, "rw", props)
-        get_opts = GetOptions(
-            r=_quorum_param(request, "r", props) if "r" in request.query else rw,
-            pr=_quorum_param(request, "pr", props),
-            timeout=_timeout(request, self.config),
+        target = _target(request)
+        query = request.query
+        _check_params(query, write=True)
+        context = _client_context(request)
+        props = self._props(target)
+        rw = _quorum(query, "rw", props)
+        read_opts = replace(
+            self._get_options(query, props), r=_quorum(query, "r", props) if "r" in query else rw
         )
-        put_opts = self._put_options(request, props)
-        if "w" not in request.query:
+        put_opts = self._put_options(query, props)
+        if "w" not in query:
             put_opts = replace(put_opts, w=max(rw, put_opts.dw))
-        result = await self.coordinator.delete(
-            self._bkey(request), props, _context(request), get_opts, put_opts
+        # Riak reads before it deletes: a missing key is a 404, and preconditions apply.
+        found = await self.coordinator.get(target.bkey, props, read_opts)
+        if isinstance(found, Failed):
+            return _text(503, found.reason)
+        if isinstance(found, NotFound):
+            return _not_found(found)
+        view = View.of(found.obj, query.get("vtag"))
+        if view is None:
+            return _text(404, f"not found: no sibling has vtag {shown(query.get('vtag') or '')}")
+        refusal = check_conditions(
+            Conditions.of(request.headers), view.version, method="DELETE", now=self._now_s()
         )
+        if refusal is not None:
+            return _refused(refusal, view.version)
+        if context is None:
+            context = riak_object.context(found.obj)
+        result = await self.coordinator.delete(target.bkey, props, context, read_opts, put_opts)
         if isinstance(result, Failed):
             return _text(503, result.reason)
         if isinstance(result, NotFound):
@@ -271,7 +462,7 @@ class KVHandlers:
         return web.Response(text="OK")
 
     def routes(self) -> list[web.RouteDef]:
-        table = [web.get("/ping", self.ping)]
+        table: list[web.RouteDef] = []
         for prefix in ("/types/{type}/buckets/{bucket}", "/buckets/{bucket}"):
             obj = prefix + "/keys/{key}"
             table += [
@@ -282,17 +473,3 @@ class KVHandlers:
                 web.post(prefix + "/keys", self.post_new),
             ]
         return table
-
-
-def _multipart(siblings: list[Content], vclock: str) -> web.Response:
-    boundary = base64.b32encode(os.urandom(10)).decode().rstrip("=")
-    parts = []
-    for c in siblings:
-        head = "".join(f"{k}: {v}\r\n" for k, v in _content_headers(c).items())
-        parts.append(f"\r\n--{boundary}\r\n{head}\r\n".encode() + c.value)
-    body = b"".join(parts) + f"\r\n--{boundary}--\r\n".encode()
-    return web.Response(
-        status=300,
-        body=body,
-        headers={VCLOCK: vclock, "Content-Type": f"multipart/mixed; boundary={boundary}"},
-    )

@@ -27,6 +27,7 @@ from ..index import (
 from ..node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
 from ..node.coverage import CoverageFailed
 from ..quorum import Failed, NotFound, QuorumValueError, resolve
+from .riakheaders import RequestError, path_names
 
 
 class Refused(Exception):
@@ -51,6 +52,22 @@ def _flag(request: web.Request, name: str) -> bool:
     raise Refused(400, f"{name}={raw!r}: expected true or false")
 
 
+MAX_TIMEOUT_MS = 3_600_000
+MAX_RESULTS = 1_000_000
+
+
+def _decimal(text: str) -> bool:
+    # str.isdigit() also accepts digits such as "²" that int() refuses.
+    return text.isascii() and text.isdigit()
+
+
+def _path(request: web.Request) -> dict[str, str]:
+    try:
+        return path_names(request)
+    except RequestError as exc:
+        raise Refused(exc.status, exc.reason) from None
+
+
 def _decode_key(key: bytes) -> str:
     return key.decode(errors="replace")
 
@@ -71,7 +88,7 @@ class QueryHandlers:
     # -------------------------------------------------------------- helpers
 
     def _props(self, request: web.Request, bucket: str = "") -> BucketProps:
-        type_name = request.match_info.get("type", "default")
+        type_name = _path(request).get("type", "default")
         props = self._props_of(type_name, bucket)
         if props is None:
             raise Refused(404, f"Unknown bucket type: {type_name}")
@@ -81,8 +98,10 @@ class QueryHandlers:
         raw = request.query.get("timeout")
         if raw is None or raw == "0":  # the riak client sends 0 for "infinity": the default
             return self.config.request_timeout_ms / 1000
-        if not raw.isdigit():
-            raise Refused(400, f"timeout={raw!r}: expected a positive number of milliseconds")
+        if not _decimal(raw) or int(raw) > MAX_TIMEOUT_MS:
+            raise Refused(
+                400, f"timeout={raw!r}: expected whole milliseconds up to {MAX_TIMEOUT_MS}"
+            )
         return int(raw) / 1000
 
     @staticmethod
@@ -112,7 +131,7 @@ class QueryHandlers:
     # -------------------------------------------------------------- 2i
 
     def _query(self, request: web.Request) -> tuple[Query, bool]:
-        info = request.match_info
+        info = _path(request)
         field = info["field"]
         if field not in SPECIAL:
             field = field.lower()
@@ -122,8 +141,10 @@ class QueryHandlers:
         if field == "$bucket" and is_range:
             raise Refused(400, "$bucket takes one value (the bucket), not a range")
         max_raw = request.query.get("max_results")
-        if max_raw is not None and not (max_raw.isdigit() and int(max_raw) > 0):
-            raise Refused(400, f"max_results={max_raw!r}: expected a positive integer")
+        if max_raw is not None and not (_decimal(max_raw) and 0 < int(max_raw) <= MAX_RESULTS):
+            raise Refused(
+                400, f"max_results={max_raw!r}: expected a positive integer up to {MAX_RESULTS}"
+            )
         regex = request.query.get("term_regex")
         if regex is not None and (not is_range or is_int_field(field)):
             raise Refused(
@@ -152,7 +173,7 @@ class QueryHandlers:
     @guarded
     async def index(self, request: web.Request) -> web.StreamResponse:
         q, stream = self._query(request)
-        props = self._props(request, request.match_info["bucket"])
+        props = self._props(request, _path(request)["bucket"])
         timeout = self._timeout(request)
         if stream and q.max_results is None:
             return await self._stream_index(request, q, props.n_val, timeout)
@@ -206,11 +227,10 @@ class QueryHandlers:
         mode = request.query.get("keys")
         if mode not in ("true", "stream"):
             raise Refused(400, "keys=true or keys=stream is required to list keys")
-        bucket = request.match_info["bucket"]
+        names = _path(request)
+        bucket = names["bucket"]
         props = self._props(request, bucket)
-        q = Query(
-            request.match_info.get("type", "default").encode(), bucket.encode(), "$bucket", "", ""
-        )
+        q = Query(names.get("type", "default").encode(), bucket.encode(), "$bucket", "", "")
         timeout = self._timeout(request)
         if mode == "true":
             parts = await self._collect("index", q.to_wire(), props.n_val, timeout)
@@ -226,7 +246,7 @@ class QueryHandlers:
         mode = request.query.get("buckets")
         if mode not in ("true", "stream"):
             raise Refused(400, "buckets=true or buckets=stream is required to list buckets")
-        type_name = request.match_info.get("type", "default")
+        type_name = _path(request).get("type", "default")
         props = self._props(request)
         timeout = self._timeout(request)
         args = [type_name.encode()]
@@ -273,11 +293,12 @@ class QueryHandlers:
     # -------------------------------------------------------------- counters
 
     def _counter_props(self, request: web.Request) -> tuple[BKey, BucketProps]:
-        bucket = request.match_info["bucket"]
+        names = _path(request)
+        bucket = names["bucket"]
         props = self._props(request, bucket)
         if not props.allow_mult:
             raise Refused(409, "Counters require bucket property 'allow_mult=true'")
-        bkey = BKey(b"default", bucket.encode(), request.match_info["key"].encode())
+        bkey = BKey(b"default", bucket.encode(), names["key"].encode())
         return bkey, props
 
     def _quorum(self, request: web.Request, name: str, props: BucketProps) -> int:

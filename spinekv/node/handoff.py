@@ -117,8 +117,11 @@ class Handoff:
 
     async def _forever(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel (stop) that
+            # arrives as the kick fires, and this loop would then never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._kick.wait()
             self._kick.clear()
             try:
                 await self.run_once()

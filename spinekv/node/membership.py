@@ -6,6 +6,10 @@ a restarted node rejoins with what it knew. Gossip is push-pull: every
 `gossip_interval` the node swaps states with one random peer, and after a
 local change it pushes to every peer at once. Each side merges what it gets.
 
+The cluster's bucket metadata (bucket types and bucket props, buckets.py)
+travels in the same messages: a gossip frame is [ring state, bucket metadata],
+both kept, persisted and spread the same way, each with its own join.
+
 Failure detection: each peer is pinged every `probe_interval`; a peer is down
 while the transport cannot connect to it (a dead process is seen at once, and
 stays down until a ping gets through) or when no ping has succeeded for
@@ -21,6 +25,8 @@ import logging
 import random
 from collections.abc import Callable
 
+import msgpack
+
 from .. import ringstate
 from ..clock import Clock, SystemClock
 from ..config import ClusterConfig
@@ -28,10 +34,13 @@ from ..ring import PrefEntry, Ring, preference_list
 from ..ringstate import Plan, RingState
 from ..storage.base import Backend
 from ..transport.base import Transport, TransportError, Unreachable
+from . import buckets
+from .buckets import BucketMeta
 
 log = logging.getLogger("spinekv.membership")
 
 RING_META = "ring"
+BUCKETS_META = "buckets"
 
 
 class Membership:
@@ -71,6 +80,8 @@ class Membership:
             self.state = ringstate.decode(raw)
         else:
             self.state = ringstate.bootstrap(config.members(), config.ring_size, config.n_val)
+        raw = backend.get_meta(BUCKETS_META)
+        self.buckets = BucketMeta() if raw is None else buckets.decode(raw)
 
     # ------------------------------------------------------------------ routing
 
@@ -121,8 +132,30 @@ class Membership:
 
     def receive(self, raw: bytes) -> bytes:
         """A peer's gossip: merge it, and answer with ours so the exchange is push-pull."""
-        self.absorb(raw)
-        return ringstate.encode(self.state)
+        self._absorb_frame(raw)
+        return self._frame()
+
+    def update_buckets(self, incoming: BucketMeta) -> bool:
+        """Merge bucket metadata (a peer's, or a local change); persist and spread it if new."""
+        merged = buckets.acknowledge(self.buckets.merge(incoming), self.me, self._stamp())
+        if merged == self.buckets:
+            return False
+        self.buckets = merged
+        self._backend.put_meta(BUCKETS_META, buckets.encode(merged))
+        self._push_all()
+        return True
+
+    def _frame(self) -> bytes:
+        return msgpack.packb([ringstate.encode(self.state), buckets.encode(self.buckets)])
+
+    def _absorb_frame(self, raw: bytes) -> None:
+        """Merge a gossip frame; ValueError, with nothing changed, if any part is malformed."""
+        ring_raw, buckets_raw = _split_frame(raw)
+        ring = ringstate.decode(ring_raw)
+        meta = None if buckets_raw is None else buckets.decode(buckets_raw)
+        self.update(ring)
+        if meta is not None:
+            self.update_buckets(meta)
 
     def stage(self, node: str, action: str) -> RingState:
         self.update(self.state.stage(node, action, self._stamp(), self._known))
@@ -197,14 +230,12 @@ class Membership:
             await self._exit_if_done()
 
     async def exchange(self, peer: str) -> bool:
-        """Swap ring states with `peer`; False if it did not answer."""
+        """Swap ring states and bucket metadata with `peer`; False if it did not answer."""
         try:
-            raw = await self._transport.request(
-                peer, ["ring", ringstate.encode(self.state)], self._suspect_after
-            )
+            raw = await self._transport.request(peer, ["ring", self._frame()], self._suspect_after)
         except TransportError:
             return False
-        self.update(ringstate.decode(raw))
+        self._absorb_frame(raw)
         return True
 
     def _push_all(self) -> None:
@@ -231,3 +262,14 @@ class Membership:
         log.info("left the cluster; told %d of %d peers; stopping", sum(told), len(up))
         if self.on_exit is not None:
             self.on_exit()
+
+
+def _split_frame(raw: bytes) -> tuple[bytes, bytes | None]:
+    """(ring state, bucket metadata) of a gossip frame; a bare ring state has no metadata."""
+    try:
+        parts = msgpack.unpackb(raw)
+    except (ValueError, msgpack.UnpackException):
+        return raw, None  # not a frame: ringstate.decode says what is wrong with it
+    if isinstance(parts, list) and len(parts) == 2 and all(isinstance(p, bytes) for p in parts):
+        return parts[0], parts[1]
+    return raw, None

@@ -17,11 +17,15 @@ from ..clock import Clock, SystemClock
 from ..config import ClusterConfig, load_config
 from ..http.admin import AdminHandlers
 from ..http.kv import KVHandlers
+from ..http.props import PropsHandlers
 from ..http.query import QueryHandlers
+from ..http.service import ServiceHandlers, stats_middleware
+from ..stats import NodeStats
 from ..storage.base import Backend, StorageError
 from ..storage.leveldb import LevelDBBackend
 from ..transport.base import Transport
 from ..transport.tcp import TcpTransport
+from .buckets import Resolver
 from .coordinator import Coordinator
 from .handoff import Handoff
 from .membership import Membership
@@ -53,6 +57,8 @@ class Node:
         self.membership = Membership(
             config, name, transport, backend, clock=self.clock, rng=self.rng
         )
+        # (type, bucket) -> effective props from the gossiped bucket metadata; None: no such type.
+        self.props_of = Resolver(config, lambda: self.membership.buckets)
         # Set when this node has left the cluster and handed everything off.
         self.exited = asyncio.Event()
         self.membership.on_exit = self.exited.set
@@ -65,18 +71,31 @@ class Node:
         self._runner: web.AppRunner | None = None
 
     def _allow_mult_of(self, bucket_type: bytes, bucket: bytes) -> bool:
-        props = self.config.bucket_type(bucket_type.decode(errors="replace"))
-        return (props or self.config.bucket_defaults).allow_mult
+        props = self.props_of(bucket_type.decode(errors="replace"), bucket.decode(errors="replace"))
+        # A type this node does not know yet (or not active here yet): keep siblings, lose nothing.
+        return True if props is None else props.allow_mult
 
     def _now_us(self) -> int:
         return int(self.clock.time() * 1_000_000)
 
     def http_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.config.max_object_size + 1)
+        stats = NodeStats(self.clock.monotonic)
+        app = web.Application(
+            client_max_size=self.config.max_object_size + 1,
+            middlewares=[stats_middleware(stats, self.clock.monotonic)],
+        )
         handlers = [
-            KVHandlers(self.config, self.coordinator, self._now_us),
+            KVHandlers(self.config, self.coordinator, self._now_us, props_of=self.props_of),
+            PropsHandlers(self.config, self.membership),
             AdminHandlers(self.config, self.coordinator, self.handoff),
-            QueryHandlers(self.config, self.coordinator, self._now_us),
+            ServiceHandlers(
+                self.config,
+                self.coordinator,
+                stats,
+                type(self.backend).__name__,
+                props_of=self.props_of,
+            ),
+            QueryHandlers(self.config, self.coordinator, self._now_us, props_of=self.props_of),
         ]
         for handler in handlers:
             app.add_routes(handler.routes())

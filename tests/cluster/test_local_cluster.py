@@ -111,13 +111,13 @@ def test_read_repair_restores_a_replica_whose_copy_was_removed(cluster):
 def test_bad_request_changes_nothing(cluster):
     assert cluster.request("PUT", "n1", "/buckets/b/keys/k", b"good").status == 204
     bad = [
-        ("PUT", "/buckets/b/keys/k?w=9", {}),
-        ("PUT", "/buckets/b/keys/k", {"X-Riak-Vclock": "garbage!"}),
-        ("PUT", "/types/unknown/buckets/b/keys/k", {}),
+        ("PUT", "/buckets/b/keys/k?w=9", {}, 400),
+        ("PUT", "/buckets/b/keys/k", {"X-Riak-Vclock": "garbage!"}, 400),
+        ("PUT", "/types/unknown/buckets/b/keys/k", {}, 404),
     ]
-    for method, path, headers in bad:
+    for method, path, headers, status in bad:
         r = cluster.request(method, "n2", path, b"bad", headers)
-        assert r.status == 400 and r.body.strip(), (path, r.status)
+        assert r.status == status and r.body.strip(), (path, r.status)
     big = b"x" * (cluster.config.max_object_size + 1)
     assert cluster.request("PUT", "n3", "/buckets/b/keys/k", big).status == 413
     assert cluster.request("GET", "n4", "/buckets/b/keys/k").body == b"good"

@@ -6,24 +6,8 @@ import asyncio
 import json
 import re
 
-import aiohttp
-import pytest
-
 from spinekv.node.coordinator import BKey, PutOptions
 from spinekv.object import Content
-from tests.inproc import inproc_cluster
-
-
-@pytest.fixture
-async def cluster(tmp_path):
-    async with inproc_cluster(tmp_path) as c:
-        yield c
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
-        yield session
 
 
 async def put(c, node, btype, bucket, key, indexes=(), value=b"v", deleted=False):
@@ -168,6 +152,10 @@ async def test_bad_queries_get_400_with_the_reason(cluster, http):
         "/keys": "keys=true",
         "/keys?keys=all": "keys=true",
         "/index/age_int/1?timeout=soon": "timeout",
+        "/index/age_int/1?timeout=%C2%B2": "timeout",  # a digit to isdigit(), not to int()
+        "/keys?keys=true&timeout=%C2%B2": "timeout",
+        "/index/age_int/1/5?max_results=%C2%B2": "max_results",
+        "/index/age_int/1/5?max_results=99999999999999999999999": "max_results",
     }
     for path, reason in cases.items():
         async with http.get(base + path) as r:
@@ -189,6 +177,13 @@ async def test_counters_need_allow_mult_and_sum_concurrent_increments(cluster, h
         assert r.status == 204
     async with http.get(cluster.url("n1") + url) as r:
         assert r.status == 404
+    deadline = asyncio.get_running_loop().time() + 10
+    for node in cluster.nodes:  # every coordinator must have the props by gossip
+        while not (await get_json(http, cluster.url(node) + "/buckets/hits/props"))["props"][
+            "allow_mult"
+        ]:
+            assert asyncio.get_running_loop().time() < deadline, f"props never reached {node}"
+            await asyncio.sleep(0.05)
 
     async def bump(node, delta):
         for _ in range(5):
@@ -208,3 +203,38 @@ async def test_counters_need_allow_mult_and_sum_concurrent_increments(cluster, h
             assert r.status == 400, body
     async with http.get(cluster.url("n5") + url) as r:
         assert int(await r.text()) == expected - 5  # the bad bodies changed nothing
+
+
+async def test_names_in_paths_decode_plus_as_a_space_everywhere_as_riak_does(cluster, http):
+    # Riak's clients quote with quote_plus: "my bucket" travels as my+bucket.
+    url = cluster.url("n1") + "/buckets/my+bucket/keys/a+b%2Bc"
+    headers = {"Content-Type": "text/plain", "X-Riak-Index-tag_bin": "red"}
+    async with http.put(url, data=b"v", headers=headers) as r:
+        assert r.status == 204
+    base = cluster.url("n2")
+    got = await get_json(http, base + "/buckets/my+bucket/index/tag_bin/red")
+    assert got["keys"] == ["a b+c"]
+    assert (await get_json(http, base + "/buckets/my%20bucket/keys?keys=true"))["keys"] == ["a b+c"]
+    assert "my bucket" in (await get_json(http, base + "/buckets?buckets=true"))["buckets"]
+
+
+async def test_a_plain_write_cannot_pose_as_a_counter_increment(cluster, http):
+    url = cluster.url("n1") + "/buckets/b/keys/k"
+    headers = {"Content-Type": "application/x-spinekv-counter-increment"}
+    async with http.put(url, data=b"5", headers=headers) as r:
+        assert r.status == 415 and "reserved" in await r.text()
+    async with http.get(url) as r:
+        assert r.status == 404
+
+
+async def test_bucket_props_name_the_bucket_the_objects_use(cluster, http):
+    # "my bucket" as the riak client sends it (quote_plus): props and objects must agree.
+    async with http.put(
+        cluster.url("n1") + "/buckets/my+bucket/props", json={"props": {"allow_mult": True}}
+    ) as r:
+        assert r.status == 204
+    deadline = asyncio.get_running_loop().time() + 10
+    url = cluster.url("n2") + "/buckets/my%20bucket/props"
+    while not (await get_json(http, url))["props"]["allow_mult"]:  # gossip reaches n2
+        assert asyncio.get_running_loop().time() < deadline, "props never reached n2"
+        await asyncio.sleep(0.05)

@@ -9,25 +9,11 @@ from __future__ import annotations
 import asyncio
 import re
 
-import aiohttp
 import msgpack
 import pytest
 
 from spinekv import object as riak_object
 from spinekv.node.coordinator import BKey
-from tests.inproc import inproc_cluster
-
-
-@pytest.fixture
-async def cluster(tmp_path):
-    async with inproc_cluster(tmp_path) as c:
-        yield c
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
-        yield session
 
 
 async def test_write_on_one_node_read_on_every_other(cluster, http):
@@ -146,8 +132,8 @@ async def test_returnbody(cluster, http):
         ("PUT", "/buckets/b/keys/k?returnbody=maybe", {}, 400, "returnbody"),
         ("PUT", "/buckets/b/keys/k?timeout=-5", {}, 400, "timeout"),
         ("PUT", "/buckets/b/keys/k", {"X-Riak-Vclock": "!!!"}, 400, "X-Riak-Vclock"),
-        ("PUT", "/types/nosuch/buckets/b/keys/k", {}, 400, "unknown bucket type 'nosuch'"),
-        ("GET", "/types/nosuch/buckets/b/keys/k", {}, 400, "unknown bucket type"),
+        ("PUT", "/types/nosuch/buckets/b/keys/k", {}, 404, "Unknown bucket type: nosuch"),
+        ("GET", "/types/nosuch/buckets/b/keys/k", {}, 404, "Unknown bucket type: nosuch"),
     ],
 )
 async def test_bad_input_is_4xx_with_reason_and_changes_nothing(

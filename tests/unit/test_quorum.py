@@ -84,7 +84,7 @@ def test_get_tombstone_reads_as_notfound():
     c = core()
     c.add(0, Found(dead))
     c.add(1, Found(dead))
-    assert c.outcome() == NotFound()
+    assert c.outcome() == NotFound(dead)  # not found, carrying the tombstone and its context
 
 
 def test_get_fails_when_r_cannot_be_met_and_says_why():

@@ -1,0 +1,283 @@
+"""The service resources: GET / (Riak's resource map), /ping, /stats, preflists, /openapi.json."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from openapi_spec_validator import validate
+
+from spinekv.http.service import (
+    RIAK_RESOURCES,
+    erlang_ownership,
+    negotiate,
+    resource_map,
+    routes_serving,
+    stats_middleware,
+)
+from spinekv.stats import NodeStats
+
+
+async def _json(http, url, **kwargs):
+    async with http.get(url, **kwargs) as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
+# ------------------------------------------------------------------ GET /
+
+
+async def test_resource_map_as_json_lists_what_the_riak_client_needs(cluster, http):
+    async with http.get(cluster.url("n1") + "/", headers={"Accept": "application/json"}) as r:
+        assert r.status == 200
+        assert r.content_type == "application/json"
+        served = await r.json()
+        link = r.headers["Link"]
+    # Always served by this node: objects (plain and typed), ping, stats, preflists.
+    assert served["riak_kv_wm_object"] == "/buckets"
+    assert served["riak_kv_wm_bucket_type"] == "/types"
+    assert served["riak_kv_wm_ping"] == "/ping"
+    assert served["riak_kv_wm_stats"] == "/stats"
+    assert served["riak_kv_wm_preflist"] == "/buckets"
+    # Never offered: resources spinekv does not have.
+    for absent in (
+        "riak_kv_wm_mapred",
+        "riak_kv_wm_link_walker",
+        "riak_kv_wm_crdt",
+        "yz_wm_search",
+    ):
+        assert absent not in served
+    assert all(isinstance(path, str) and path.startswith("/") for path in served.values())
+    assert '</ping>; rel="riak_kv_wm_ping"' in link
+
+
+async def test_resource_map_offers_exactly_the_resources_the_app_routes(cluster, http):
+    """Each advertised resource's probe request resolves to a real route, and none is missing."""
+    app = cluster.nodes["n1"].http_app()
+    async with http.get(cluster.url("n1") + "/", headers={"Accept": "application/json"}) as r:
+        served = await r.json()
+    for name, _, method, probe in RIAK_RESOURCES:
+        request = make_mocked_request(method, probe, app=app)
+        match = await app.router.resolve(request)
+        routed = match.http_exception is None
+        assert (name in served) == routed, (name, probe)
+
+
+def test_resource_map_leaves_out_what_is_not_routed():
+    async def nothing(request):
+        return web.Response()
+
+    app = web.Application()
+    app.add_routes([web.get("/ping", nothing), web.put("/buckets/{bucket}/keys/{key}", nothing)])
+    app.add_routes([web.get("/types/{type}/buckets/{bucket}/keys/{key}", nothing)])
+    # The object route answers PUT only, and Riak's probe is a GET: not offered.
+    assert resource_map(routes_serving(app)) == {
+        "riak_kv_wm_bucket_type": "/types",
+        "riak_kv_wm_ping": "/ping",
+    }
+    assert resource_map(lambda method, path: False) == {}
+
+
+async def test_resource_map_as_html_by_default_and_406_for_other_types(cluster, http):
+    async with http.get(cluster.url("n2") + "/") as r:
+        assert r.status == 200
+        assert r.content_type == "text/html"
+        html = await r.text()
+    assert '<a href="/ping">riak_kv_wm_ping</a>' in html
+    assert '<a href="/types">riak_kv_wm_bucket_type</a>' in html
+    async with http.get(cluster.url("n2") + "/", headers={"Accept": "image/png"}) as r:
+        assert r.status == 406
+        assert "application/json" in await r.text()
+
+
+@pytest.mark.parametrize(
+    ("accept", "chosen"),
+    [
+        (None, "text/html"),
+        ("", "text/html"),
+        ("*/*", "text/html"),
+        ("application/json", "application/json"),
+        ("text/html;q=0.5, application/json", "application/json"),
+        ("application/*", "application/json"),
+        ("text/*;q=0.1, */*;q=0.9", "application/json"),
+        ("application/json;q=0, */*", "text/html"),
+        ("image/png", None),
+        ("garbage", None),
+        ("application/json;q=abc, text/html;q=0.2", "text/html"),
+        ("application/json;q=7", None),
+        (";;,,/", None),
+    ],
+)
+def test_negotiate_follows_q_values_and_specificity(accept, chosen):
+    assert negotiate(accept, ["text/html", "application/json"]) == chosen
+
+
+# ------------------------------------------------------------------ /ping and /stats
+
+
+async def test_ping_answers_ok_on_every_node(cluster, http):
+    for name in cluster.nodes:
+        async with http.get(cluster.url(name) + "/ping") as r:
+            assert r.status == 200
+            assert await r.text() == "OK"
+
+
+async def test_stats_describes_the_node_and_the_ring(cluster, http):
+    stats = await _json(http, cluster.url("n3") + "/stats")
+    version = re.match(r"(\d+)\.(\d+)\.(\d+)", stats["riak_kv_version"])
+    # The riak client enables bucket types, preflists and write_once from 2.1.0 on.
+    assert version and tuple(map(int, version.groups())) >= (2, 1, 0)
+    assert stats["nodename"] == "n3"
+    assert sorted(stats["connected_nodes"]) == ["n1", "n2", "n4", "n5"]
+    assert stats["ring_members"] == ["n1", "n2", "n3", "n4", "n5"]
+    assert stats["ring_num_partitions"] == 16
+    assert stats["storage_backend"] == "riak_kv_memory_backend"
+    owned = re.findall(r"\{(\w+),(\d+)\}", stats["ring_ownership"])
+    assert sorted(name for name, _ in owned) == stats["ring_members"]
+    assert sum(int(count) for _, count in owned) == 16
+
+
+async def test_stats_count_this_nodes_gets_and_puts_with_latencies(cluster, http):
+    base = cluster.url("n1")
+    before = await _json(http, base + "/stats")
+    for i in range(3):
+        async with http.put(f"{base}/buckets/s/keys/k{i}", data=b"v") as r:
+            assert r.status == 204
+    for i in range(4):
+        async with http.get(f"{base}/buckets/s/keys/k{i}") as r:
+            assert r.status == 200 if i < 3 else 404
+    async with http.get(f"{base}/buckets/s/keys/k0?r=99") as r:
+        assert r.status == 400  # refused: not a get, but a 4xx
+    async with http.delete(f"{base}/buckets/s/keys/k0") as r:
+        assert r.status == 204
+    after = await _json(http, base + "/stats")
+    assert after["node_gets_total"] - before["node_gets_total"] == 4
+    assert after["node_puts_total"] - before["node_puts_total"] == 4  # 3 PUTs and a DELETE
+    assert after["node_gets"] >= 4 and after["node_puts"] >= 4
+    assert after["http_4xx_total"] - before["http_4xx_total"] == 2  # the 404 and the 400
+    for op in ("get", "put"):
+        times = [after[f"node_{op}_fsm_time_{s}"] for s in ("median", "95", "99", "100")]
+        assert times == sorted(times)
+        assert times[-1] > 0
+        assert 0 < after[f"node_{op}_fsm_time_mean"] <= times[-1]
+    # Statistics are per node: n2 saw none of this.
+    other = await _json(http, cluster.url("n2") + "/stats")
+    assert other["node_gets_total"] == 0 and other["node_puts_total"] == 0
+
+
+async def test_stats_as_text_plain_is_pretty_printed_json(cluster, http):
+    async with http.get(cluster.url("n1") + "/stats", headers={"Accept": "text/plain"}) as r:
+        assert r.status == 200
+        assert r.content_type == "text/plain"
+        text = await r.text()
+    assert "\n    " in text
+    assert json.loads(text)["nodename"] == "n1"
+
+
+async def test_middleware_counts_handler_failures_and_http_errors():
+    stats = NodeStats(lambda: 0.0)
+
+    async def boom(request):
+        raise RuntimeError("bug")
+
+    async def missing(request):
+        raise web.HTTPNotFound(text="no")
+
+    app = web.Application(middlewares=[stats_middleware(stats, lambda: 0.0)])
+    app.add_routes([web.get("/boom", boom), web.get("/buckets/{b}/keys/{k}", missing)])
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/boom")).status == 500
+        assert (await client.get("/buckets/b/keys/k")).status == 404
+        assert (await client.get("/nowhere")).status == 404
+    snap = stats.snapshot()
+    assert snap["http_5xx_total"] == 1
+    assert snap["http_4xx_total"] == 2
+    assert snap["node_gets_total"] == 1  # the 404 of an object route
+
+
+def test_ring_ownership_is_printed_as_riak_prints_the_erlang_term():
+    assert erlang_ownership({"n2": 3, "n1": 5}) == "[{n1,5},{n2,3}]"
+    assert erlang_ownership({"riak@127.0.0.1": 64}) == "[{'riak@127.0.0.1',64}]"
+
+
+# ------------------------------------------------------------------ preflist
+
+
+async def test_preflist_lists_the_primaries_of_a_key(cluster, http):
+    body = await _json(http, cluster.url("n2") + "/buckets/b/keys/k/preflist")
+    expected = [
+        {"partition": p, "node": node, "primary": True}
+        for p, node in cluster.replicas(b"default", b"b", b"k")
+    ]
+    assert body == {"preflist": expected}
+    typed = await _json(http, cluster.url("n4") + "/types/records/buckets/b/keys/k/preflist")
+    assert typed["preflist"] == [
+        {"partition": p, "node": node, "primary": True}
+        for p, node in cluster.replicas(b"records", b"b", b"k")
+    ]
+    async with http.get(cluster.url("n1") + "/types/nosuch/buckets/b/keys/k/preflist") as r:
+        assert r.status == 404
+        assert "nosuch" in await r.text()
+
+
+async def test_preflist_decodes_names_as_the_object_resource_does(cluster, http):
+    """'+' is a space and %-escapes are decoded, as in Riak: the answer names the replicas
+    of the object that /buckets/my%20b/keys/a+key stores."""
+    base = cluster.url("n3")
+    body = await _json(http, base + "/buckets/my%20b/keys/a+key%C3%A9/preflist")
+    assert [(e["partition"], e["node"]) for e in body["preflist"]] == cluster.replicas(
+        b"default", b"my b", "a keyé".encode()
+    )
+    async with http.get(base + "/buckets/b/keys/%FF/preflist") as r:
+        assert r.status == 400
+        assert "not UTF-8" in await r.text()
+
+
+async def test_preflist_shows_a_fallback_when_a_primary_is_down(cluster, http):
+    primaries = cluster.replicas(b"default", b"b", b"key-1")
+    down = primaries[0][1]
+    asker = next(name for name in cluster.nodes if name != down)
+    await cluster.stop(down)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        body = await _json(http, cluster.url(asker) + "/buckets/b/keys/key-1/preflist")
+        if all(entry["node"] != down for entry in body["preflist"]):
+            break
+        assert loop.time() < deadline, body
+        await asyncio.sleep(0.05)
+    entries = body["preflist"]
+    assert len(entries) == 3
+    assert sorted(e["partition"] for e in entries) == sorted(p for p, _ in primaries)
+    fallback = [e for e in entries if not e["primary"]]
+    assert len(fallback) == 1 and fallback[0]["partition"] == primaries[0][0]
+
+
+# ------------------------------------------------------------------ /openapi.json
+
+
+def _normalised(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+async def test_openapi_document_is_valid_and_matches_the_registered_routes(cluster, http):
+    doc = await _json(http, cluster.url("n1") + "/openapi.json")
+    validate(doc)
+    documented = {
+        (method.upper(), _normalised(path))
+        for path, item in doc["paths"].items()
+        for method in item
+    }
+    app = cluster.nodes["n1"].http_app()
+    routed = {
+        (route.method, _normalised(resource.canonical))
+        for resource in app.router.resources()
+        for route in resource
+        if route.method != "HEAD"  # aiohttp adds HEAD beside every GET
+    }
+    assert sorted(routed - documented) == [], "routes missing from spinekv/http/openapi.py"
+    assert sorted(documented - routed) == [], "documented in openapi.py but not routed"
