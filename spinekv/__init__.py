@@ -1,3 +1,43 @@
 """spinekv: a Riak-style Dynamo key-value record store over LevelDB."""
 
-__all__: list[str] = []
+from .client import (
+    AsyncClient,
+    BadRequest,
+    Bucket,
+    Client,
+    Conflict,
+    IndexPage,
+    NotFound,
+    Obj,
+    PreconditionFailed,
+    PreflistEntry,
+    QuorumUnavailable,
+    RequestTimeout,
+    ServerError,
+    Sibling,
+    SiblingsError,
+    SpinekvError,
+    Unreachable,
+    last_written_resolver,
+)
+
+__all__ = [
+    "AsyncClient",
+    "BadRequest",
+    "Bucket",
+    "Client",
+    "Conflict",
+    "IndexPage",
+    "NotFound",
+    "Obj",
+    "PreconditionFailed",
+    "PreflistEntry",
+    "QuorumUnavailable",
+    "RequestTimeout",
+    "ServerError",
+    "Sibling",
+    "SiblingsError",
+    "SpinekvError",
+    "Unreachable",
+    "last_written_resolver",
+]

@@ -1,0 +1,561 @@
+"""The Python client (spinekv.Client, spinekv.AsyncClient): pure parts, then against live nodes.
+
+The live tests run the AsyncClient against the in-process cluster (tests/inproc.py);
+the blocking Client runs in a worker thread (asyncio.to_thread) so that it does not
+block the loop serving the nodes. Fake servers that never answer or hang up stand
+in for a paused or crashing node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spinekv import (
+    AsyncClient,
+    BadRequest,
+    Client,
+    Conflict,
+    NotFound,
+    Obj,
+    PreconditionFailed,
+    QuorumUnavailable,
+    RequestTimeout,
+    Sibling,
+    SiblingsError,
+    SpinekvError,
+    Unreachable,
+    last_written_resolver,
+)
+from spinekv.client import codec, multipart
+from spinekv.client.errors import ServerError, error_for
+from spinekv.client.nodes import NodePool
+from spinekv.client.objects import apply_resolver
+from tests.support import free_ports
+
+NODES = ("n1", "n2", "n3", "n4", "n5")
+
+
+# ====================================================================== pure parts
+
+
+def test_pool_goes_round_robin_and_prefers_a_node_when_asked():
+    pool = NodePool(["a", "b", "c"])
+    assert [pool.order(0)[0] for _ in range(4)] == ["a", "b", "c", "a"]
+    assert pool.order(0) == ["b", "c", "a"]
+    preferring = NodePool(["a", "b", "c"], prefer="b")
+    assert preferring.order(0) == preferring.order(1) == ["b", "c", "a"]
+
+
+def test_pool_avoids_a_failed_node_for_a_while_but_keeps_it_as_last_resort():
+    pool = NodePool(["a", "b", "c"], prefer="a", avoid_for=5.0)
+    pool.failed("a", now=100.0)
+    assert pool.order(101.0) == ["b", "c", "a"]
+    assert pool.avoided(101.0) == ["a"]
+    pool.failed("b", now=102.0)
+    # Both avoided: the one that comes back sooner is tried first.
+    assert pool.order(103.0) == ["c", "a", "b"]
+    assert pool.order(105.5) == ["a", "c", "b"]  # a's time is up
+    pool.succeeded("b")
+    assert pool.order(105.5) == ["a", "b", "c"]
+
+
+def test_pool_refuses_bad_node_lists():
+    with pytest.raises(ValueError, match="at least one"):
+        NodePool([])
+    with pytest.raises(ValueError, match="twice"):
+        NodePool(["a", "a"])
+    with pytest.raises(ValueError, match="not in"):
+        NodePool(["a"], prefer="b")
+
+
+def test_paths_quote_every_segment_and_use_types_only_when_not_default():
+    assert codec.object_path("default", "b", "k/1 x") == "/buckets/b/keys/k%2F1%20x"
+    assert codec.object_path("records", "b", None) == "/types/records/buckets/b/keys"
+    assert codec.index_path("default", "b", "$key", "a", "z") == "/buckets/b/index/%24key/a/z"
+    assert codec.index_path("t", "b", "age_int", 5, None) == "/types/t/buckets/b/index/age_int/5"
+    assert codec.buckets_path("t") == "/types/t/buckets"
+    assert codec.counter_path("b", "c") == "/buckets/b/counters/c"
+    assert codec.query({"r": 2, "returnbody": True, "pr": None, "w": "all"}) == {
+        "r": "2",
+        "returnbody": "true",
+        "w": "all",
+    }
+
+
+def test_object_headers_round_trip_through_sibling_parsing():
+    sibling = Sibling(
+        value=b"v",
+        content_type="text/plain",
+        charset="utf-8",
+        meta={"author": "ann"},
+        indexes={("name_bin", "smith"), ("name_bin", "jones"), ("age_int", 42)},
+        links=[("people", "p 1", "friend"), ("people", "p2", "spouse")],
+    )
+    headers = codec.content_headers(sibling)
+    assert ("X-Riak-Index-age_int", "42") in headers
+    assert ("X-Riak-Index-name_bin", "jones, smith") in headers
+    back = codec.sibling_from([*headers, ("ETag", '"abc"')], b"v")
+    assert back is not None
+    assert back.content_type == "text/plain" and back.charset == "utf-8"
+    assert back.meta == {"author": "ann"}
+    assert back.indexes == sibling.indexes  # _int values come back as integers
+    assert back.links == sibling.links
+    assert back.etag == "abc"
+
+
+def test_link_parsing_takes_riak_forms_and_skips_rel_up():
+    header = (
+        '</buckets/b>; rel="up", </buckets/b/keys/k%201>; riaktag="t1", '
+        '</types/x/buckets/c/keys/k2>; riaktag="t2", </riak/old/k3>; riaktag="t3"'
+    )
+    expected = [("b", "k 1", "t1"), ("c", "k2", "t2"), ("old", "k3", "t3")]
+    assert codec.parse_links([header]) == expected
+
+
+def test_a_deleted_sibling_is_not_a_sibling_and_dates_parse():
+    assert codec.sibling_from([("X-Riak-Deleted", "true")], b"") is None
+    s = codec.sibling_from([("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT")], b"")
+    assert s is not None and s.last_modified == 784111777.0
+    bad = codec.sibling_from([("Last-Modified", "yesterday")], b"")
+    assert bad is not None and bad.last_modified is None
+
+
+def _multipart_body(boundary: str, parts: list[tuple[str, bytes]]) -> bytes:
+    body = b"".join(
+        f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\n\r\n".encode() + value
+        for ctype, value in parts
+    )
+    return body + f"\r\n--{boundary}--\r\n".encode()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.binary(max_size=40), min_size=1, max_size=4),
+    cut=st.lists(st.integers(min_value=1, max_value=7), max_size=50),
+)
+def test_multipart_stream_finds_the_same_parts_however_the_bytes_arrive(values, cut):
+    body = _multipart_body("XyZ", [("text/plain", v) for v in values])
+    stream = multipart.MultipartStream("XyZ")
+    parts, i = [], 0
+    for size in [*cut, len(body)]:
+        parts += stream.feed(body[i : i + size])
+        i += size
+    parts += stream.close()
+    assert [value for _headers, value in parts] == values
+    assert all(headers == [("Content-Type", "text/plain")] for headers, _value in parts)
+
+
+def test_multipart_split_reads_a_whole_body_and_rejects_a_truncated_one():
+    body = _multipart_body("B1", [("a/b", b"one\r\n--not"), ("c/d", b"")])
+    parts = multipart.split(body, "multipart/mixed; boundary=B1")
+    assert [v for _h, v in parts] == [b"one\r\n--not", b""]
+    with pytest.raises(ServerError, match="closing boundary"):
+        multipart.split(body[:-8], "multipart/mixed; boundary=B1")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.lists(st.text(max_size=6), max_size=4), max_size=5),
+    cut=st.lists(st.integers(min_value=1, max_value=5), max_size=60),
+)
+def test_json_stream_splits_concatenated_objects_at_any_chunking(keys, cut):
+    body = "".join(json.dumps({"keys": k}) for k in keys).encode()
+    stream, found, i = codec.JsonStream(), [], 0
+    for size in [*cut, len(body)]:
+        found += stream.feed(body[i : i + size])
+        i += size
+    stream.close()
+    assert [item["keys"] for item in found] == keys
+
+
+def test_json_stream_reports_a_truncated_body():
+    stream = codec.JsonStream()
+    assert stream.feed(b'{"keys": ["a"]}{"keys": [') == [{"keys": ["a"]}]
+    with pytest.raises(ServerError, match="inside a JSON object"):
+        stream.close()
+
+
+def test_error_classes_follow_the_status_and_name_the_quorum():
+    assert isinstance(error_for(400, "r=7"), BadRequest)
+    assert isinstance(error_for(413, "too big"), BadRequest)
+    assert isinstance(error_for(404, "gone"), NotFound)
+    assert isinstance(error_for(409, "allow_mult"), Conflict)
+    assert isinstance(error_for(412, "etag"), PreconditionFailed)
+    assert isinstance(error_for(500, "oops"), ServerError)
+    err = error_for(503, "pw=3 unsatisfied: 2 primary acknowledgements")
+    assert isinstance(err, QuorumUnavailable) and err.quorum == "pw" and err.status == 503
+    assert error_for(503, "something else").quorum is None
+    assert issubclass(RequestTimeout, Unreachable) and issubclass(Unreachable, SpinekvError)
+
+
+def test_resolvers_pick_a_sibling_or_merge_values_keeping_newest_metadata():
+    old = Sibling(b"old", "text/plain", meta={"v": "1"}, etag="a", last_modified=10.0)
+    new = Sibling(b"new", "text/plain", meta={"v": "2"}, etag="b", last_modified=20.0)
+    assert last_written_resolver([old, new]) is new
+    merged = apply_resolver([old, new], lambda ss: b"+".join(sorted(s.value for s in ss)))
+    assert merged.value == b"new+old" and merged.meta == {"v": "2"} and merged.etag is None
+    merged.meta["v"] = "3"
+    assert new.meta == {"v": "2"}  # the merged sibling does not share containers
+    with pytest.raises(TypeError, match="must return"):
+        apply_resolver([old, new], lambda ss: 42)
+
+
+def test_obj_shortcuts_need_a_single_sibling():
+    obj = Obj("b", "k", siblings=[Sibling(b"1"), Sibling(b"2")], context="ctx")
+    with pytest.raises(SiblingsError) as err:
+        _ = obj.value
+    assert err.value.count == 2
+    with pytest.raises(SiblingsError):
+        obj.value = b"3"
+    obj.resolve(lambda ss: ss[1])
+    assert obj.value == b"2" and obj.context == "ctx" == obj.vclock
+    empty = Obj("b", "k")
+    assert empty.value is None and empty.siblings == []
+    empty.value = "text"
+    assert (empty.value, empty.content_type, empty.charset) == (b"text", "text/plain", "utf-8")
+    empty.add_index("a_bin", "x").add_index("a_bin", "y").add_index("b_int", 1)
+    empty.remove_index("a_bin", "x")
+    assert empty.indexes == {("a_bin", "y"), ("b_int", 1)}
+    empty.remove_index("a_bin")
+    assert empty.indexes == {("b_int", 1)}
+    empty.json = {"n": 1}
+    assert empty.json == {"n": 1} and empty.content_type == "application/json"
+
+
+# ====================================================================== live nodes
+
+
+@pytest.fixture
+async def client(cluster):
+    async with AsyncClient([cluster.url(n) for n in NODES], timeout=5.0) as c:
+        yield c
+
+
+def urls(cluster, *names: str) -> list[str]:
+    return [cluster.url(n) for n in (names or NODES)]
+
+
+async def until_all_see_down(cluster, name: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while any(node.membership.is_up(name) for node in cluster.nodes.values()):
+        assert asyncio.get_running_loop().time() < deadline, f"{name} never seen down"
+        await asyncio.sleep(0.02)
+
+
+async def test_store_and_fetch_keep_value_and_metadata_across_nodes(cluster, client):
+    stored = await client.store(
+        "people",
+        "p/1 x",  # a key with a slash and a space
+        "Ann Smith",
+        meta={"source": "gp"},
+        indexes=[("surname_bin", "smith"), ("born_int", 1980)],
+        links=[("people", "p2", "sibling")],
+    )
+    assert stored.exists and stored.context and stored.value == b"Ann Smith"
+    async with AsyncClient(urls(cluster), prefer=cluster.url("n4")) as other:
+        got = await other.get("people", "p/1 x")
+    assert got.exists and got.key == "p/1 x"
+    assert got.value == b"Ann Smith" and got.text == "Ann Smith"
+    assert (got.content_type, got.charset) == ("text/plain", "utf-8")
+    assert got.meta == {"source": "gp"}
+    assert got.etag and got.last_modified
+    assert got.indexes == {("surname_bin", "smith"), ("born_int", 1980)}
+    assert got.links == [("people", "p2", "sibling")]
+    doc = await client.store("docs", "d", {"a": [1, 2]})
+    assert (await client.get("docs", "d")).json == {"a": [1, 2]}
+    assert doc.content_type == "application/json"
+
+
+async def test_missing_key_is_an_object_that_does_not_exist_and_delete_says_what_it_did(client):
+    missing = await client.get("b", "nothing-here")
+    assert not missing.exists and missing.value is None and missing.siblings == []
+    missing.value = b"now"  # Riak-style: fill the empty object and store it
+    await missing.store()
+    assert (await client.get("b", "nothing-here")).value == b"now"
+    obj = await client.get("b", "nothing-here")
+    assert await obj.delete() is True
+    gone = await client.get("b", "nothing-here")
+    assert not gone.exists
+    assert await client.delete("b", "nothing-here") is False
+    # The tombstone's context comes with the miss, so a write after it supersedes the delete.
+    gone.value = b"again"
+    await gone.store()
+    assert (await client.get("b", "nothing-here", r="all")).value == b"again"
+
+
+async def test_server_chooses_a_key_when_none_is_given(client):
+    obj = await client.store("auto", None, b"x")
+    assert obj.key and obj.exists
+    assert (await client.get("auto", obj.key)).value == b"x"
+
+
+async def test_read_modify_write_never_makes_false_siblings(client):
+    bucket = client.bucket("rmw", "records")  # allow_mult: any causal slip would show
+    await bucket.store("k", b"0")
+    for i in range(1, 6):
+        obj = await bucket.get("k")
+        obj.value = str(i).encode()
+        await obj.store()
+    # The same object stored twice in a row: returnbody brings the new context back.
+    obj.value = b"6"
+    await obj.store()
+    obj.value = b"7"
+    await obj.store()
+    final = await bucket.get("k", r="all")
+    assert len(final.siblings) == 1 and final.value == b"7"
+
+
+async def test_concurrent_writes_leave_siblings_until_resolved_and_stored(client):
+    first = await client.store("s", "k", b"a", bucket_type="records")
+    for value in (b"b", b"c"):
+        # Two writers that both read `first`.
+        await client.store("s", "k", value, bucket_type="records", context=first.context)
+    obj = await client.get("s", "k", bucket_type="records", r="all")
+    assert sorted(s.value for s in obj.siblings) == [b"b", b"c"]
+    with pytest.raises(SiblingsError):
+        _ = obj.value
+    obj.resolve(lambda siblings: b"".join(sorted(s.value for s in siblings)))
+    assert obj.value == b"bc"
+    await obj.store()
+    again = await client.get("s", "k", bucket_type="records", r="all")
+    assert len(again.siblings) == 1 and again.value == b"bc"
+
+
+async def test_resolvers_apply_per_call_over_per_bucket_over_per_client(cluster):
+    def pick(tag):
+        return lambda siblings: Sibling(tag)
+
+    async with AsyncClient(urls(cluster), resolver=pick(b"client")) as client:
+        for bucket in ("x", "y"):
+            base = await client.store(bucket, "k", b"0", bucket_type="records")
+            for v in (b"1", b"2"):
+                await client.store(bucket, "k", v, bucket_type="records", context=base.context)
+        client.bucket("x", "records").resolver = pick(b"bucket")
+        assert (await client.get("x", "k", bucket_type="records")).value == b"bucket"
+        assert (await client.get("y", "k", bucket_type="records")).value == b"client"
+        got = await client.bucket("x", "records").get("k", resolver=pick(b"call"))
+        assert got.value == b"call"
+        client.resolver = None
+        assert len((await client.get("y", "k", bucket_type="records")).siblings) == 2
+
+
+async def test_conditional_puts_refuse_with_precondition_failed_and_change_nothing(client):
+    obj = await client.store("c", "k", b"v1")
+    with pytest.raises(PreconditionFailed):
+        await client.store("c", "k", b"other", if_none_match=True)
+    fresh = await client.store("c", "new", b"n", if_none_match=True)
+    assert fresh.exists
+    current = await client.get("c", "k")
+    await client.store("c", "k", b"v2", context=current.context)  # someone else writes
+    obj.value = b"stale"
+    with pytest.raises(PreconditionFailed):
+        await obj.store(if_match=True)  # obj's etag is v1's
+    assert (await client.get("c", "k")).value == b"v2"
+
+
+async def test_bad_input_and_unmet_quorums_raise_typed_errors(cluster, client):
+    with pytest.raises(BadRequest) as bad:
+        await client.get("b", "k", r=7)
+    assert bad.value.status == 400 and "r" in bad.value.reason
+    with pytest.raises(BadRequest) as big:
+        await client.store("b", "big", b"x" * 70_000)  # test clusters allow 64 KiB
+    assert big.value.status == 413
+    with pytest.raises((NotFound, BadRequest)) as unknown:
+        await client.get("b", "k", bucket_type="no-such-type")
+    assert "bucket type" in unknown.value.reason.lower()
+    with pytest.raises(Conflict) as conflict:
+        await client.update_counter("plain", "c", 1)  # the default type has allow_mult=false
+    assert "allow_mult" in conflict.value.reason
+    # A primary down: pw=3 cannot be met, whichever node coordinates.
+    down = next(node for _p, node in cluster.replicas(b"default", b"q", b"k"))
+    await cluster.stop(down)
+    await until_all_see_down(cluster, down)
+    with pytest.raises(QuorumUnavailable) as unmet:
+        await client.store("q", "k", b"v", pw=3)
+    assert unmet.value.quorum == "pw" and "pw=3" in unmet.value.reason
+    assert (await client.store("q", "k", b"v", w=3)).exists  # fallbacks count for w
+
+
+async def test_a_stopped_node_is_skipped_and_then_avoided(cluster):
+    async with AsyncClient(urls(cluster), prefer=cluster.url("n2"), avoid_for=60) as client:
+        await client.store("f", "k", b"before")
+        await cluster.stop("n2")
+        assert (await client.get("f", "k")).value == b"before"
+        assert cluster.url("n2") in client._pool.avoided(client._clock())
+        for i in range(5):
+            await client.store("f", f"k{i}", b"during")  # each goes straight to a live node
+        for i in range(5):
+            assert (await client.get("f", f"k{i}")).value == b"during"
+        assert await client.ping() is True
+        assert await client.ping(cluster.url("n2")) is False
+
+
+async def test_no_reachable_node_is_unreachable_with_every_attempt_listed():
+    dead = [f"http://127.0.0.1:{port}" for port in free_ports(2)]
+    async with AsyncClient(dead) as client:
+        with pytest.raises(Unreachable) as err:
+            await client.get("b", "k")
+    assert not isinstance(err.value, RequestTimeout)
+    assert [node for node, _why in err.value.attempts] == dead
+
+
+@contextlib.asynccontextmanager
+async def fake_node(behaviour: str):
+    """A TCP server that reads a request and then never answers ("hang"), or hangs up on it."""
+    seen: list[bytes] = []
+    release = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        if behaviour == "hang":
+            await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_timeouts_and_hang_ups_move_idempotent_requests_on_but_not_others(cluster):
+    live = cluster.url("n1")
+    for behaviour in ("hang", "hang-up"):
+        # avoid_for=0: the fake node stays first in line for every request.
+        async with (
+            fake_node(behaviour) as (fake, seen),
+            AsyncClient([fake, live], prefer=fake, timeout=0.5, avoid_for=0) as client,
+        ):
+            await client.store("t", "k", b"v")  # a PUT to a key is resent safely
+            assert (await client.get("t", "k")).value == b"v"
+            # Both went to the fake node first (aiohttp itself may resend them there once).
+            assert {request.split()[0] for request in seen} == {b"PUT", b"GET"}
+            # A new key chosen by the server, or a conditional write, is never resent:
+            # the first attempt may have been applied.
+            expected = RequestTimeout if behaviour == "hang" else Unreachable
+            for attempt in (
+                client.store("t", None, b"new"),
+                client.store("t", "k2", b"v", if_none_match=True),
+            ):
+                before = len(seen)
+                with pytest.raises(expected) as err:
+                    await attempt
+                assert isinstance(err.value, RequestTimeout) == (behaviour == "hang")
+                assert [node for node, _ in err.value.attempts] == [fake]
+                assert "not safe to resend" in err.value.reason
+                assert len(seen) == before + 1  # sent once, to the fake node only
+            assert not (await client.get("t", "k2")).exists
+
+
+async def test_secondary_index_queries_pages_and_streams(client):
+    for i in range(12):
+        await client.store(
+            "idx",
+            f"p{i:02}",
+            b"x",
+            indexes=[("group_bin", "even" if i % 2 == 0 else "odd"), ("age_int", 20 + i)],
+        )
+    exact = await client.get_index("idx", "group_bin", "even")
+    assert sorted(exact.results) == [f"p{i:02}" for i in range(0, 12, 2)]
+    ranged = await client.get_index("idx", "age_int", 25, 28)
+    assert sorted(ranged) == ["p05", "p06", "p07", "p08"]
+    terms = await client.get_index("idx", "age_int", 30, 31, return_terms=True)
+    assert sorted(terms.results) == [(30, "p10"), (31, "p11")]
+    page = await client.get_index("idx", "age_int", 20, 40, max_results=5)
+    assert len(page) == 5 and page.has_next_page()
+    second = await page.next_page()
+    assert len(second) == 5 and not set(page.results) & set(second.results)
+    walked = [key async for key in client.iter_index("idx", "age_int", 20, 40, page_size=5)]
+    assert walked == [f"p{i:02}" for i in range(12)]
+    regex = await client.get_index("idx", "group_bin", "a", "z", term_regex="^ev")
+    assert sorted(regex.results) == [f"p{i:02}" for i in range(0, 12, 2)]
+    assert sorted((await client.get_index("idx", "$bucket")).results) == walked
+    assert (await client.get_index("idx", "$key", "p03", "p05")).results == ["p03", "p04", "p05"]
+    streamed = [key async for key in client.stream_index("idx", "group_bin", "odd")]
+    assert sorted(streamed) == [f"p{i:02}" for i in range(1, 12, 2)]
+
+
+async def test_listing_keys_and_buckets_plain_and_streamed(client):
+    for bucket, bucket_type in (("l1", "default"), ("l2", "default"), ("l3", "records")):
+        for k in ("a", "b", "c"):
+            await client.store(bucket, k, b"v", bucket_type=bucket_type)
+    assert sorted(await client.list_keys("l1")) == ["a", "b", "c"]
+    assert sorted([k async for k in client.stream_keys("l3", bucket_type="records")]) == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert {"l1", "l2"} <= set(await client.list_buckets())
+    assert "l3" not in await client.list_buckets()
+    assert [b async for b in client.stream_buckets(bucket_type="records")] == ["l3"]
+
+
+async def test_bucket_props_set_reset_and_type_props(client):
+    bucket = client.bucket("propped")
+    assert (await bucket.get_props())["allow_mult"] is False
+    await bucket.set_props({"allow_mult": True, "r": 3})
+    props = await bucket.get_props()
+    assert props["allow_mult"] is True and props["r"] == 3
+    base = await bucket.store("k", b"0")
+    for v in (b"1", b"2"):
+        await bucket.store("k", v, context=base.context)
+    assert len((await bucket.get("k", r="all")).siblings) == 2
+    await bucket.reset_props()
+    assert (await bucket.get_props())["allow_mult"] is False
+    with pytest.raises(BadRequest):
+        await bucket.set_props({"n_val": "lots"})
+    assert (await client.get_type_props("records"))["allow_mult"] is True
+
+
+async def test_counters_increment_decrement_and_return_values(client):
+    await client.set_bucket_props("counts", {"allow_mult": True})
+    counters = client.bucket("counts")
+    assert await counters.get_counter("visits") == 0
+    assert await counters.update_counter("visits", 5) is None
+    assert await counters.update_counter("visits", -2, returnvalue=True) == 3
+    assert await counters.get_counter("visits") == 3
+    with pytest.raises(ValueError, match="default bucket type"):
+        client.bucket("counts", "records").update_counter("visits", 1)
+
+
+async def test_ping_stats_and_preflist(cluster, client):
+    assert await client.ping() is True
+    stats = await client.stats(cluster.url("n3"))
+    assert stats["riak_kv_version"].startswith("2.") and stats["nodename"] == "n3"
+    preflist = await client.preflist("b", "k")
+    expected = cluster.replicas(b"default", b"b", b"k")
+    assert [(e.partition, e.node) for e in preflist] == expected
+    assert all(e.primary for e in preflist)
+
+
+async def test_the_blocking_client_from_a_thread(cluster):
+    """Client runs its own loop in a thread; here it is driven from a worker thread."""
+
+    def script() -> list:
+        with Client.from_config(cluster.config.path, timeout=5.0) as client:
+            assert client.nodes == urls(cluster)
+            obj = client.store("sync", "k", b"1", bucket_type="records")
+            obj.value = b"2"
+            assert obj.store() is obj  # bound to the blocking client: no await
+            fetched = client.bucket("sync", "records").get("k")
+            fetched.value = b"3"
+            fetched.store()
+            final = client.get("sync", "k", bucket_type="records", r="all")
+            streamed = list(client.stream_keys("sync", bucket_type="records"))
+            listed = client.bucket("sync", "records").list_keys()
+            seen = (final.value, len(final.siblings), streamed, listed)
+        with pytest.raises(RuntimeError, match="closed"):
+            client.get("sync", "k")
+        client.close()  # a second close is harmless
+        return list(seen)
+
+    assert await asyncio.to_thread(script) == [b"3", 1, ["k"], ["k"]]
