@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,11 +37,12 @@ from multidict import CIMultiDict
 
 from .. import counter
 from .. import object as riak_object
-from ..config import QUORUM_NAMES, BucketProps, ClusterConfig
+from ..config import BucketProps, ClusterConfig
 from ..dvv import DVVSet
 from ..node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
 from ..object import CodecError, Content
-from ..quorum import Failed, Found, NotFound, QuorumValueError, resolve
+from ..quorum import Failed, Found, NotFound
+from . import params
 from .riakheaders import (
     DELETED,
     Conditions,
@@ -64,12 +64,6 @@ from .riakheaders import (
 )
 
 VCLOCK = "X-Riak-Vclock"
-# The longest timeout Erlang's timers (and so Riak) take, in milliseconds.
-MAX_TIMEOUT_MS = 2**32 - 1
-
-_QUORUM_TEXT = re.compile(r"[0-9]{1,9}|one|quorum|all|default")
-_TIMEOUT_TEXT = re.compile(r"[0-9]{1,10}")
-_SYNC_ON_WRITE = ("default", "backend", "one", "all")
 
 
 def _text(status: int, body: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -106,63 +100,6 @@ def _target(request: web.Request, new_key: str | None = None) -> Target:
         bucket_type, rest = "default", segments
     key = new_key if new_key is not None else riak_unquote(rest[3])
     return Target(bucket_type, riak_unquote(rest[1]), key)
-
-
-def _bool_param(
-    query: Mapping[str, str], name: str, default: bool, *, allow_default: bool = True
-) -> bool:
-    """true / false, or `default` (the bucket's value) where Riak takes it."""
-    raw = query.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in ("true", "false"):
-        return value == "true"
-    if value == "default" and allow_default:
-        return default
-    raise RequestError(f"{name} query parameter must be true or false, not {shown(raw)}")
-
-
-def _check_params(query: Mapping[str, str], *, write: bool) -> None:
-    """Refuse any parameter Riak reads that is malformed, before the bucket type is looked up."""
-    _timeout(query, default_ms=1)  # for its checks; the value is read with the options
-    for name in QUORUM_NAMES:
-        raw = query.get(name)
-        if raw is not None and not _QUORUM_TEXT.fullmatch(raw.strip().lower()):
-            raise RequestError(
-                f"{name}={shown(raw)} is not a number or one of one, quorum, all, default"
-            )
-    raw = query.get("sync_on_write")
-    if raw is not None and raw.strip().lower() not in _SYNC_ON_WRITE:
-        raise RequestError(
-            f"sync_on_write query parameter must be one of {', '.join(_SYNC_ON_WRITE)}, "
-            f"not {shown(raw)}"
-        )
-    for name in ("notfound_ok", "basic_quorum"):
-        _bool_param(query, name, False)
-    # asis (store the client's clock unchanged) is Riak's replication hook; every spinekv
-    # write is a new event, so a write asking for it is refused rather than misapplied.
-    if _bool_param(query, "asis", False) and write:
-        raise RequestError("asis=true is not supported: every write is applied as a new version")
-
-
-def _quorum(query: Mapping[str, str], name: str, props: BucketProps) -> int:
-    try:
-        return resolve(name, query.get(name, props.quorum(name)), props.n_val, props.quorum(name))
-    except QuorumValueError as exc:
-        raise RequestError(str(exc)) from None
-
-
-def _timeout(query: Mapping[str, str], default_ms: int) -> float:
-    raw = query.get("timeout")
-    if raw is None:
-        return default_ms / 1000
-    if not _TIMEOUT_TEXT.fullmatch(raw) or not 0 < int(raw) <= MAX_TIMEOUT_MS:
-        raise RequestError(
-            f"Bad timeout value {shown(raw)}: expected a positive number of milliseconds "
-            f"(at most {MAX_TIMEOUT_MS})"
-        )
-    return int(raw) / 1000
 
 
 def _client_context(request: web.Request) -> dict[str, int] | None:
@@ -285,24 +222,10 @@ class KVHandlers:
         return self._now_us() // 1_000_000
 
     def _get_options(self, query: Mapping[str, str], props: BucketProps) -> GetOptions:
-        return GetOptions(
-            r=_quorum(query, "r", props),
-            pr=_quorum(query, "pr", props),
-            notfound_ok=_bool_param(query, "notfound_ok", props.notfound_ok),
-            basic_quorum=_bool_param(query, "basic_quorum", props.basic_quorum),
-            timeout=_timeout(query, self.config.request_timeout_ms),
-        )
+        return params.get_options(query, props, self.config.request_timeout_ms)
 
     def _put_options(self, query: Mapping[str, str], props: BucketProps) -> PutOptions:
-        w = _quorum(query, "w", props)
-        dw = _quorum(query, "dw", props)
-        return PutOptions(
-            w=max(w, dw),
-            dw=dw,
-            pw=_quorum(query, "pw", props),
-            node_confirms=_quorum(query, "node_confirms", props),
-            timeout=_timeout(query, self.config.request_timeout_ms),
-        )
+        return params.put_options(query, props, self.config.request_timeout_ms)
 
     @staticmethod
     def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -319,7 +242,7 @@ class KVHandlers:
     @guarded
     async def get(self, request: web.Request) -> web.StreamResponse:
         target = _target(request)
-        _check_params(request.query, write=False)
+        params.check_params(request.query, write=False)
         props = self._props(target)
         result = await self.coordinator.get(
             target.bkey, props, self._get_options(request.query, props)
@@ -368,8 +291,8 @@ class KVHandlers:
         if content_type.split(";")[0].lower() == counter.INCREMENT:
             # The coordinating vnode would apply it as a counter increment, not store it.
             raise RequestError(f"Content-Type {counter.INCREMENT} is reserved for counters", 415)
-        _check_params(query, write=True)
-        returnbody = _bool_param(query, "returnbody", False, allow_default=False)
+        params.check_params(query, write=True)
+        returnbody = params.bool_param(query, "returnbody", False, allow_default=False)
         links = parse_links(headers.getall("Link", []), target.bucket)
         indexes = parse_indexes(headers.items())
         meta = parse_meta(headers.items())
@@ -425,12 +348,13 @@ class KVHandlers:
     async def delete(self, request: web.Request) -> web.StreamResponse:
         target = _target(request)
         query = request.query
-        _check_params(query, write=True)
+        params.check_params(query, write=True)
         context = _client_context(request)
         props = self._props(target)
-        rw = _quorum(query, "rw", props)
+        rw = params.quorum(query, "rw", props)
         read_opts = replace(
-            self._get_options(query, props), r=_quorum(query, "r", props) if "r" in query else rw
+            self._get_options(query, props),
+            r=params.quorum(query, "r", props) if "r" in query else rw,
         )
         put_opts = self._put_options(query, props)
         if "w" not in query:
@@ -457,9 +381,6 @@ class KVHandlers:
         if isinstance(result, NotFound):
             return _text(404, "not found")
         return web.Response(status=204)
-
-    async def ping(self, request: web.Request) -> web.Response:
-        return web.Response(text="OK")
 
     def routes(self) -> list[web.RouteDef]:
         table: list[web.RouteDef] = []

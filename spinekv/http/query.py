@@ -24,9 +24,10 @@ from ..index import (
     merge_results,
     parse_term,
 )
-from ..node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
+from ..node.coordinator import BKey, Coordinator, PutOk
 from ..node.coverage import CoverageFailed
-from ..quorum import Failed, NotFound, QuorumValueError, resolve
+from ..quorum import Failed, NotFound
+from . import params
 from .riakheaders import RequestError, path_names
 
 
@@ -113,6 +114,8 @@ class QueryHandlers:
                 return _text(exc.status, exc.reason)
             except IndexError_ as exc:
                 return _text(400, str(exc))
+            except RequestError as exc:
+                return _text(exc.status, exc.reason)
 
         return wrapper
 
@@ -301,31 +304,11 @@ class QueryHandlers:
         bkey = BKey(b"default", bucket.encode(), names["key"].encode())
         return bkey, props
 
-    def _quorum(self, request: web.Request, name: str, props: BucketProps) -> int:
-        try:
-            return resolve(
-                name, request.query.get(name, props.quorum(name)), props.n_val, props.quorum(name)
-            )
-        except QuorumValueError as exc:
-            raise Refused(400, str(exc)) from None
-
-    def _get_options(self, request: web.Request, props: BucketProps) -> GetOptions:
-        return GetOptions(
-            r=self._quorum(request, "r", props),
-            pr=self._quorum(request, "pr", props),
-            notfound_ok=_flag(request, "notfound_ok")
-            if "notfound_ok" in request.query
-            else props.notfound_ok,
-            basic_quorum=_flag(request, "basic_quorum")
-            if "basic_quorum" in request.query
-            else props.basic_quorum,
-            timeout=self._timeout(request),
-        )
-
     @guarded
     async def counter_get(self, request: web.Request) -> web.StreamResponse:
         bkey, props = self._counter_props(request)
-        result = await self.coordinator.get(bkey, props, self._get_options(request, props))
+        opts = params.get_options(request.query, props, self.config.request_timeout_ms)
+        result = await self.coordinator.get(bkey, props, opts)
         if isinstance(result, Failed):
             return _text(503, result.reason)
         if isinstance(result, NotFound) or not riak_object.live_contents(result.obj):
@@ -344,15 +327,7 @@ class QueryHandlers:
             delta = counter.parse_delta(body)
         except counter.CounterError as exc:
             raise Refused(400, str(exc)) from None
-        w = self._quorum(request, "w", props)
-        dw = self._quorum(request, "dw", props)
-        opts = PutOptions(
-            w=max(w, dw),
-            dw=dw,
-            pw=self._quorum(request, "pw", props),
-            node_confirms=self._quorum(request, "node_confirms", props),
-            timeout=self._timeout(request),
-        )
+        opts = params.put_options(request.query, props, self.config.request_timeout_ms)
         op = counter.increment_op(delta, self._now_us())
         result = await self.coordinator.put(bkey, props, {}, op, opts)
         if isinstance(result, Failed):
