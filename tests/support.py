@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out as free; held open together so they are distinct."""
-    socks = []
+def _ephemeral_low() -> int:
     try:
-        for _ in range(count):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports that are free now, held open together while they are chosen.
+
+    They come from below the kernel's ephemeral range: a port from inside it (port 0)
+    can be taken, before a node listens on it, as the source port of another node's
+    outgoing connection, and the node then fails with EADDRINUSE.
+    """
+    low = max(_ephemeral_low(), 2048)
+    socks: list[socket.socket] = []
+    try:
+        while len(socks) < count:
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", random.randrange(1024, low)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
