@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -271,6 +272,27 @@ def props_problems(props: BucketProps, *, typed: bool) -> dict[str, str]:
     return problems
 
 
+ROLES = ("clinical", "admin", "service")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A record API user: a bearer token and the role it acts in."""
+
+    name: str
+    role: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSettings:
+    """The record API's place in the store and the NHS numbers it may allocate."""
+
+    bucket_type: str = "records"
+    # Inclusive range new patients' numbers are drawn from; the 999 range is never issued.
+    nhs_number_range: tuple[int, int] = (9_990_000_000, 9_999_999_999)
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     name: str
@@ -282,6 +304,14 @@ class ClusterConfig:
     path: Path = Path("cluster.toml")
     max_object_size: int = 5 * 1024 * 1024
     request_timeout_ms: int = 10_000
+    users: tuple[User, ...] = ()
+    records: RecordSettings = field(default_factory=RecordSettings)
+
+    def user_by_token(self, token: str) -> User | None:
+        for user in self.users:
+            if secrets.compare_digest(user.token.encode(), token.encode()):
+                return user
+        return None
 
     @property
     def root(self) -> Path:
@@ -394,6 +424,8 @@ def parse_config(data: dict[str, Any], path: Path) -> ClusterConfig:
             f"bucket_types.{type_name}", table, type_defaults(defaults), typed=True
         )
     return ClusterConfig(
+        users=_users(data.get("user", [])),
+        records=_records(data.get("records", {}), types),
         name=str(cluster.get("name", "spine")),
         ring_size=ring_size,
         n_val=n_val,
@@ -404,6 +436,48 @@ def parse_config(data: dict[str, Any], path: Path) -> ClusterConfig:
         max_object_size=max_object_size,
         request_timeout_ms=timeout_ms,
     )
+
+
+def _users(raw_users: Any) -> tuple[User, ...]:
+    if not isinstance(raw_users, list):
+        raise ConfigError("user must be an array of [[user]] tables")
+    users: list[User] = []
+    for i, raw in enumerate(raw_users):
+        where = f"user[{i}]"
+        values = {}
+        for key in ("name", "role", "token"):
+            value = raw.get(key) if isinstance(raw, dict) else None
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{where}.{key} must be a non-empty string")
+            values[key] = value
+        if values["role"] not in ROLES:
+            raise ConfigError(f"{where}.role = {values['role']!r}: expected one of {ROLES}")
+        if any(u.token == values["token"] for u in users):
+            raise ConfigError(f"{where}.token is used by another user")
+        if any(u.name == values["name"] for u in users):
+            raise ConfigError(f"user name {values['name']!r} appears twice")
+        users.append(User(values["name"], values["role"], values["token"]))
+    return tuple(users)
+
+
+def _records(table: Any, types: Mapping[str, BucketProps]) -> RecordSettings:
+    if not isinstance(table, dict):
+        raise ConfigError("records must be a table")
+    bucket_type = table.get("bucket_type", "records")
+    if not isinstance(bucket_type, str) or ("bucket_type" in table and bucket_type not in types):
+        raise ConfigError(f"records.bucket_type = {bucket_type!r}: no such [bucket_types] entry")
+    # Without the type the record API answers 503 and says so; the KV API is unaffected.
+    if bucket_type in types and not types[bucket_type].allow_mult:
+        raise ConfigError(f"records.bucket_type {bucket_type!r} must keep siblings (allow_mult)")
+    raw = table.get("nhs_number_range", ["9990000000", "9999999999"])
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 2
+        or not all(isinstance(x, str) and len(x) == 10 and x.isascii() and x.isdigit() for x in raw)
+        or raw[0] > raw[1]
+    ):
+        raise ConfigError('records.nhs_number_range must be ["FIRST", "LAST"], ten digits each')
+    return RecordSettings(bucket_type, (int(raw[0]), int(raw[1])))
 
 
 def load_config(path: str | Path) -> ClusterConfig:

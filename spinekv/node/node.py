@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -17,9 +18,13 @@ from ..clock import Clock, SystemClock
 from ..config import ClusterConfig, load_config
 from ..http.admin import AdminHandlers
 from ..http.kv import KVHandlers
+from ..http.pds import PdsRoutes
 from ..http.props import PropsHandlers
 from ..http.query import QueryHandlers
+from ..http.records import RecordServices
 from ..http.service import ServiceHandlers, stats_middleware
+from ..http.trace import TraceRoutes
+from ..records.store import RecordStore
 from ..stats import NodeStats
 from ..storage.base import Backend, StorageError
 from ..storage.leveldb import LevelDBBackend
@@ -78,6 +83,19 @@ class Node:
     def _now_us(self) -> int:
         return int(self.clock.time() * 1_000_000)
 
+    @functools.cached_property
+    def records(self) -> RecordServices:
+        """The record API's services on this node (PDS, SCR, trace share one store)."""
+        store = RecordStore(
+            self.coordinator,
+            self.props_of,
+            self._now_us,
+            bucket_type=self.config.records.bucket_type,
+            timeout_ms=self.config.request_timeout_ms,
+            rng=self.rng,
+        )
+        return RecordServices(self.config, store)
+
     def http_app(self) -> web.Application:
         stats = NodeStats(self.clock.monotonic)
         app = web.Application(
@@ -96,6 +114,8 @@ class Node:
                 props_of=self.props_of,
             ),
             QueryHandlers(self.config, self.coordinator, self._now_us, props_of=self.props_of),
+            PdsRoutes(self.records),
+            TraceRoutes(self.records),
         ]
         for handler in handlers:
             app.add_routes(handler.routes())

@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from tests.inproc import inproc_cluster
+from tests.records_support import USERS_TOML, RecordClient
 
 
 @pytest.fixture
@@ -19,3 +20,16 @@ async def cluster(tmp_path):
 async def http():
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
         yield session
+
+
+@pytest.fixture
+async def records_cluster(tmp_path):
+    """Five in-process nodes whose cluster.toml lists a user per role (tests/records_support.py)."""
+    async with inproc_cluster(tmp_path, extra=USERS_TOML) as c:
+        yield c
+
+
+@pytest.fixture
+async def api(records_cluster, http):
+    """A RecordClient on n1 of `records_cluster`; pass base_url= to call another node."""
+    return RecordClient(http, records_cluster.url("n1"))

@@ -1,0 +1,1 @@
+"""The record layer: NHS demographics and Summary Care Records kept as ordinary spinekv objects."""

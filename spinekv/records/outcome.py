@@ -1,0 +1,61 @@
+"""Spine error codes and the FHIR OperationOutcome that carries them (pure)."""
+
+from __future__ import annotations
+
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+SPINE_CODES_SYSTEM = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
+
+# Spine code -> (HTTP status, FHIR issue type, display), as the PDS and SCR FHIR APIs use them.
+CODES: dict[str, tuple[int, str, str]] = {
+    "INVALID_RESOURCE_ID": (400, "value", "Resource Id is invalid"),
+    "INVALID_SEARCH_DATA": (400, "value", "Search data is invalid"),
+    "MISSING_VALUE": (400, "required", "Required value is missing"),
+    "INVALID_VALUE": (400, "value", "Provided value is invalid"),
+    "INVALID_UPDATE": (400, "structure", "Update is invalid"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "value", "Unsupported media type"),
+    "ACCESS_DENIED": (403, "forbidden", "Access denied"),
+    "FORBIDDEN_UPDATE": (403, "forbidden", "Forbidden update"),
+    "RESOURCE_NOT_FOUND": (404, "not-found", "Resource not found"),
+    "METHOD_NOT_ALLOWED": (405, "not-supported", "Method not allowed"),
+    "RESOURCE_VERSION_MISMATCH": (409, "conflict", "Resource version mismatch"),
+    "PRECONDITION_FAILED": (412, "required", "Required condition was not fulfilled"),
+    "TOO_MANY_MATCHES": (400, "multiple-matches", "Too Many Matches"),
+    "SERVICE_UNAVAILABLE": (503, "transient", "Service unavailable"),
+}
+
+
+class RecordError(Exception):
+    """A request the record layer refuses or cannot serve; rendered as an OperationOutcome."""
+
+    def __init__(self, code: str, diagnostics: str, status: int | None = None) -> None:
+        super().__init__(f"{code}: {diagnostics}")
+        if code not in CODES:
+            raise ValueError(f"unknown Spine code {code!r}")
+        self.code = code
+        self.diagnostics = diagnostics
+        self.status = CODES[code][0] if status is None else status
+
+
+def operation_outcome(code: str, diagnostics: str) -> dict:
+    """The FHIR OperationOutcome for one Spine error code."""
+    _, issue_type, display = CODES[code]
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": issue_type,
+                "details": {
+                    "coding": [
+                        {
+                            "system": SPINE_CODES_SYSTEM,
+                            "version": "1",
+                            "code": code,
+                            "display": display,
+                        }
+                    ]
+                },
+                "diagnostics": diagnostics,
+            }
+        ],
+    }
