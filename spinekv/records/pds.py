@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ from .patient import Envelope
 from .store import RecordStore
 
 BUCKET = "patients"
+
+log = logging.getLogger("spinekv.records")
 
 
 class Demographics:
@@ -26,6 +29,7 @@ class Demographics:
         today: Callable[[], dt.date] | None = None,
     ) -> None:
         self.store = store
+        self._background: set[asyncio.Task] = set()
         self.settings = settings or RecordSettings()
         self.today = today or (
             lambda: dt.datetime.fromtimestamp(store.now_us() / 1e6, dt.UTC).date()
@@ -37,7 +41,20 @@ class Demographics:
         if fetched is None:
             return None
         envelopes = [patient.decode(v) for v in fetched.values]
-        return patient.merge(envelopes), fetched.context
+        merged = patient.merge(envelopes)
+        if len(envelopes) > 1:
+            # Write the merge back (it supersedes exactly the siblings read), so the siblings
+            # and their stale 2i entries go; a failure only leaves the merge to the next read.
+            task = asyncio.ensure_future(self._write_back(number, merged, fetched.context))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return merged, fetched.context
+
+    async def _write_back(self, number: str, env: Envelope, context: dict[str, int]) -> None:
+        try:
+            await self._write(number, env, context)
+        except RecordError as exc:
+            log.info("write-back of merged patient %s failed: %s", number, exc)
 
     async def read(self, number: str) -> dict | None:
         loaded = await self.load(number)
@@ -124,4 +141,12 @@ class Demographics:
         """Patients with this (normalised) family name and birth date (YYYY-MM-DD)."""
         term = f"{patient.normalise_name(family)}|{patient.compact_date(birth_date)}"
         hits = await self.store.query(BUCKET, "family_dob_bin", term)
-        return await self._fetch_many(sorted({key for _, key in hits}))
+        found = await self._fetch_many(sorted({key for _, key in hits}))
+        # Index entries of not yet merged siblings may name a family the merge replaced.
+        wanted = patient.normalise_name(family)
+        return [
+            p
+            for p in found
+            if p["birthDate"] == birth_date
+            and any(patient.normalise_name(n.get("family", "")) == wanted for n in p["name"])
+        ]

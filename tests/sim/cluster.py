@@ -43,7 +43,7 @@ def sim_config(nodes: int, ring_size: int, n_val: int) -> ClusterConfig:
     data = {
         "cluster": {"name": "sim", "ring_size": ring_size, "n_val": n_val},
         "bucket_defaults": {"r": "quorum", "w": "quorum"},
-        "bucket_types": {"sets": {}},  # allow_mult = true, as every created type
+        "bucket_types": {"sets": {}, "records": {}},  # allow_mult = true, as every created type
         "node": [
             {"name": f"n{i + 1}", "http_port": 10_000 + i, "peer_port": 20_000 + i}
             for i in range(nodes)
