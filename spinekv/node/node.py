@@ -22,6 +22,7 @@ from ..http.pds import PdsRoutes
 from ..http.props import PropsHandlers
 from ..http.query import QueryHandlers
 from ..http.records import RecordServices
+from ..http.scr import ScrRoutes
 from ..http.service import ServiceHandlers, stats_middleware
 from ..http.trace import TraceRoutes
 from ..records.store import RecordStore
@@ -116,6 +117,7 @@ class Node:
             QueryHandlers(self.config, self.coordinator, self._now_us, props_of=self.props_of),
             PdsRoutes(self.records),
             TraceRoutes(self.records),
+            ScrRoutes(self.records),
         ]
         for handler in handlers:
             app.add_routes(handler.routes())
