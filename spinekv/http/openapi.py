@@ -2,9 +2,10 @@
 
 The document is data: the Riak-compatible resources (objects, bucket and type
 properties, secondary indexes, key and bucket listing, counters, preflists), the
-service resources (/, /ping, /stats, this document) and the operator endpoints
-under /admin. Every bucket-level path exists twice, as /buckets/B/... (the
-`default` type) and /types/T/buckets/B/..., built from one description.
+service resources (/, /ping, /stats, this document), the operator endpoints
+under /admin, and the FHIR record API (its paths live in records_openapi.py).
+Every bucket-level path exists twice, as /buckets/B/... (the `default` type) and
+/types/T/buckets/B/..., built from one description.
 tests/unit/test_http_service.py checks that the paths and methods here are
 exactly the routes the node registers, so this cannot drift from the code.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+
+from . import records_openapi
 
 # Also /stats' riak_kv_version: Riak clients switch features on by version (the riak client
 # enables bucket types from 2.0, preflists and write_once from 2.1), so spinekv reports the
@@ -660,16 +663,22 @@ def _build() -> Json:
         }
     )
     paths.update(_admin_paths())
+    paths.update(records_openapi.paths())
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "spinekv HTTP API",
             "version": VERSION,
             "description": "Riak KV's HTTP API (objects, bucket props and types, 2i, listing, "
-            "counters, preflists, ping, stats) plus spinekv's /admin endpoints.",
+            "counters, preflists, ping, stats), spinekv's /admin endpoints, and the FHIR record "
+            "API (PDS demographics, Summary Care Records, batch tracing).",
         },
         "paths": dict(sorted(paths.items())),
-        "components": {"parameters": PARAMETERS, "schemas": SCHEMAS, "responses": RESPONSES},
+        "components": {
+            "parameters": PARAMETERS,
+            "schemas": {**SCHEMAS, **records_openapi.SCHEMAS},
+            "responses": RESPONSES,
+        },
     }
 
 
