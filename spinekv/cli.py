@@ -15,6 +15,7 @@ from rich.text import Text
 
 from . import localcluster
 from .cli_admin import admin
+from .cli_records import load_demo, trace_command
 from .config import ClusterConfig, ConfigError, load_config
 
 console = Console()
@@ -177,6 +178,8 @@ def status(ctx: click.Context) -> None:
 
 
 main.add_command(admin)
+main.add_command(load_demo)
+main.add_command(trace_command)
 
 
 @main.command("node")
