@@ -71,6 +71,30 @@ def error_response(exc: RecordError) -> web.Response:
     return fhir_json(operation_outcome(exc.code, exc.diagnostics), exc.status)
 
 
+# Paths under these prefixes answer even the router's own errors as OperationOutcomes.
+RECORD_PREFIXES = ("/personal-demographics/", "/summary-care-record/")
+
+
+@web.middleware
+async def records_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """An unknown path or method under the record API is an OperationOutcome too."""
+    if not request.path.startswith(RECORD_PREFIXES):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        response = error_response(
+            RecordError("METHOD_NOT_ALLOWED", f"{request.method} {request.path}: use {allowed}")
+        )
+        response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+    except web.HTTPNotFound:
+        response = error_response(
+            RecordError("RESOURCE_NOT_FOUND", f"no record API resource at {request.path}")
+        )
+    return _echo(response, request)
+
+
 def _caller(config: ClusterConfig, request: web.Request, right: str) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -85,10 +109,11 @@ def _caller(config: ClusterConfig, request: web.Request, right: str) -> Caller:
     if request_id is None:
         raise RecordError("MISSING_VALUE", "X-Request-ID header is required (a UUID)")
     try:
-        uuid.UUID(request_id)
+        # The canonical form, so one UUID written two ways is still one request.
+        canonical = str(uuid.UUID(request_id))
     except ValueError:
         raise RecordError("INVALID_VALUE", f"X-Request-ID {request_id!r} is not a UUID") from None
-    return Caller(user.name, user.role, request_id.lower(), request.headers.get("X-Correlation-ID"))
+    return Caller(user.name, user.role, canonical, request.headers.get("X-Correlation-ID"))
 
 
 def _echo(response: web.StreamResponse, request: web.Request) -> web.StreamResponse:

@@ -21,7 +21,7 @@ from ..http.kv import KVHandlers
 from ..http.pds import PdsRoutes
 from ..http.props import PropsHandlers
 from ..http.query import QueryHandlers
-from ..http.records import RecordServices
+from ..http.records import RecordServices, records_middleware
 from ..http.scr import ScrRoutes
 from ..http.service import ServiceHandlers, stats_middleware
 from ..http.trace import TraceRoutes
@@ -101,7 +101,7 @@ class Node:
         stats = NodeStats(self.clock.monotonic)
         app = web.Application(
             client_max_size=self.config.max_object_size + 1,
-            middlewares=[stats_middleware(stats, self.clock.monotonic)],
+            middlewares=[stats_middleware(stats, self.clock.monotonic), records_middleware],
         )
         handlers = [
             KVHandlers(self.config, self.coordinator, self._now_us, props_of=self.props_of),

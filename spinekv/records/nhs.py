@@ -27,7 +27,10 @@ def with_check_digit(nine: str) -> str | None:
     digit = nhs_number.calculate_checksum(nine)
     if digit is None or digit == 10:
         return None
-    return nine + str(digit)
+    # is_valid also checks range rules beyond the check digit (a Scottish CHI number starts
+    # with a date of birth), so a number is only handed out when it would be accepted back.
+    number = nine + str(digit)
+    return number if is_valid(number) else None
 
 
 def parse_identifier(text: str, code: str = "INVALID_VALUE", what: str = "patient") -> str:

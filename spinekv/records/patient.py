@@ -258,6 +258,8 @@ def apply_patch(
         path = op.get("path") if isinstance(op, dict) else None
         if not isinstance(path, str):
             raise RecordError("INVALID_UPDATE", f"patches[{i}]: each operation needs a path")
+        if op.get("op") == "test":  # a guard reads, it changes nothing: any path may be tested
+            continue
         for pointer in (path, op.get("from")):
             if isinstance(pointer, str) and _top(pointer) in SERVER_FIELDS:
                 raise RecordError("FORBIDDEN_UPDATE", f"patches[{i}]: {pointer} cannot be changed")
