@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import uuid
 from collections import Counter
 from urllib.parse import urlsplit
@@ -232,6 +233,8 @@ async def test_rows_are_answered_before_the_upload_has_finished(api, records_clu
 async def test_a_client_that_breaks_off_mid_upload_leaves_the_node_serving(
     api, records_cluster, caplog
 ):
+    # Another test (the simulation) may have quietened "spinekv"; this logger must be heard.
+    caplog.set_level(logging.WARNING, logger="spinekv.records.trace")
     url = urlsplit(records_cluster.url("n1"))
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
     writer.write(
