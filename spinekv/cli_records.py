@@ -221,12 +221,12 @@ async def load_people(
     return loader.report
 
 
-def clinical_token(config: ClusterConfig) -> str:
-    """The token of the first [[user]] with role clinical in cluster.toml."""
+def token_for(config: ClusterConfig, role: str) -> str:
+    """The token of the first [[user]] with this role in cluster.toml."""
     for user in config.users:
-        if user.role == "clinical":
+        if user.role == role:
             return user.token
-    raise click.UsageError("cluster.toml lists no [[user]] with role clinical; pass --token")
+    raise click.UsageError(f"cluster.toml lists no [[user]] with role {role}; pass --token")
 
 
 @click.command("load-demo")
@@ -269,7 +269,7 @@ def load_demo(
         urls = [config.node(node_name).http_url]
     else:
         urls = [n.http_url for n in config.nodes]
-    token = token or clinical_token(config)
+    token = token or token_for(config, "clinical")
     people = demo.population(seed, dt.date.today(), scr_share)
     first = next(people)
     people = itertools.chain([first], people)
@@ -339,14 +339,6 @@ def load_demo(
 
 TRACE_PATH = "/personal-demographics/batch-trace"
 UPLOAD_BYTES = 64 * 1024
-
-
-def service_token(config: ClusterConfig) -> str:
-    """The token of the first [[user]] with role service in cluster.toml."""
-    for user in config.users:
-        if user.role == "service":
-            return user.token
-    raise click.UsageError("cluster.toml lists no [[user]] with role service; pass --token")
 
 
 def count_rows(path: Path) -> int:
@@ -429,7 +421,7 @@ def trace_command(
             param_hint="--node",
         )
     url = config.node(node_name).http_url
-    token = token or service_token(config)
+    token = token or token_for(config, "service")
     total = count_rows(source)
     progress = Progress(
         TextColumn("[bold]tracing[/bold]"),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 
 from aiohttp import web
 
 from ..records import nhs, search
-from ..records.outcome import RecordError
+from ..records.outcome import RecordError, iso_instant
 from .records import Caller, RecordServices, fhir_json, read_json, records_route
 
 BASE = "/personal-demographics/FHIR/R4"
@@ -84,7 +83,7 @@ class PdsRoutes:
             {
                 "resourceType": "Bundle",
                 "type": "searchset",
-                "timestamp": _now_iso(self.services),
+                "timestamp": iso_instant(self.services.store.now_us()),
                 "total": total,
                 "entry": entries,
             }
@@ -130,21 +129,13 @@ class PdsRoutes:
         )
 
 
-def _now_iso(services: RecordServices) -> str:
-    return _iso(services.store.now_us())
-
-
-def _iso(at_us: int) -> str:
-    return dt.datetime.fromtimestamp(at_us / 1e6, dt.UTC).isoformat(timespec="milliseconds")
-
-
 def _history_entry(number: str, entry: dict) -> dict:
     """One update (or a merge's recorded conflict) as a FHIR Provenance."""
     provenance: dict = {
         "resourceType": "Provenance",
         "id": entry["id"],
         "target": [{"reference": f"Patient/{number}"}],
-        "recorded": _iso(entry["at"]),
+        "recorded": iso_instant(entry["at"]),
         "activity": {"coding": [{"code": entry["kind"]}]},
         "agent": [{"who": {"display": entry["by"]}}],
     }

@@ -4,7 +4,6 @@ idempotent writes (a write retried with the same X-Request-ID answers its first 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -17,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..config import ClusterConfig
-from ..records.outcome import RecordError, operation_outcome
+from ..records.outcome import RecordError, iso_instant, operation_outcome
 from ..records.pds import Demographics
 from ..records.store import RecordStore
 
@@ -231,7 +230,7 @@ async def _store(store: RecordStore, request_id: str, fingerprint: str, response
         "status": response.status,
         "headers": {k: response.headers[k] for k in _REPLAYED if k in response.headers},
         "body": (response.body or b"").decode(),
-        "at": dt.datetime.fromtimestamp(store.now_us() / 1e6, dt.UTC).isoformat(),
+        "at": iso_instant(store.now_us()),
     }
     try:
         await store.put(REQUESTS_BUCKET, request_id, json.dumps(record).encode(), {})

@@ -1,6 +1,9 @@
-"""Spine error codes and the FHIR OperationOutcome that carries them (pure)."""
+"""What every record resource shares (pure): Spine error codes, the OperationOutcome that carries
+them, the NHS number system and FHIR instants."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 SPINE_CODES_SYSTEM = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
@@ -59,3 +62,8 @@ def operation_outcome(code: str, diagnostics: str) -> dict:
             }
         ],
     }
+
+
+def iso_instant(us: int) -> str:
+    """Microseconds since the epoch (the store's clock) as a FHIR instant, in UTC."""
+    return dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC).isoformat(timespec="milliseconds")

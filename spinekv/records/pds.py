@@ -15,6 +15,7 @@ from .patient import Envelope
 from .store import RecordStore
 
 BUCKET = "patients"
+FETCHES = 16  # patient reads in flight at once for one search
 
 log = logging.getLogger("spinekv.records")
 
@@ -121,7 +122,14 @@ class Demographics:
         return sorted(entries, key=lambda e: (e["at"], e["id"]))
 
     async def _fetch_many(self, numbers: list[str]) -> list[dict]:
-        found = await asyncio.gather(*(self.read(n) for n in numbers))
+        # A broad search may name up to MAX_CANDIDATES patients: read a few at a time.
+        limit = asyncio.Semaphore(FETCHES)
+
+        async def fetch(number: str) -> dict | None:
+            async with limit:
+                return await self.read(number)
+
+        found = await asyncio.gather(*(fetch(n) for n in numbers))
         return [p for p in found if p is not None]
 
     async def search(self, criteria: search.Criteria) -> tuple[int, list[tuple[float, dict]]]:

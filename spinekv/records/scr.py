@@ -24,11 +24,11 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from . import nhs as nhs_numbers
-from .outcome import NHS_NUMBER_SYSTEM, RecordError
+from .outcome import NHS_NUMBER_SYSTEM, RecordError, iso_instant
 
 SNOMED = "http://snomed.info/sct"
 SCR_TYPE_CODE = "196981000000101"
@@ -63,11 +63,6 @@ def canonical_scr_id(text: Any) -> str | None:
         return str(uuid.UUID(text)).upper()
     except ValueError:
         return None
-
-
-def iso_instant(us: int) -> str:
-    """Microseconds since the epoch as a FHIR instant in UTC."""
-    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat(timespec="milliseconds")
 
 
 # ------------------------------------------------------------------ upload validation

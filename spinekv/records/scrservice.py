@@ -22,7 +22,7 @@ import asyncio
 from dataclasses import dataclass
 
 from . import scr
-from .outcome import RecordError
+from .outcome import RecordError, iso_instant
 from .pds import Demographics
 from .store import RecordStore
 
@@ -142,7 +142,7 @@ class ScrService:
         if stored is None or stored["nhs"] != nhs:
             return scr.searchset(self.store.new_id(), [])
         await self._audit(nhs, scr_id, reader)
-        return scr.scr_bundle(self.store.new_id(), stored, scr.iso_instant(self.store.now_us()))
+        return scr.scr_bundle(self.store.new_id(), stored, iso_instant(self.store.now_us()))
 
     async def _audit(self, nhs: str, scr_id: str, reader: Reader) -> None:
         event_id = self.store.new_id()
