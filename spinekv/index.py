@@ -1,10 +1,7 @@
 """Secondary indexes (pure): index keys, their order-preserving term encoding, and queries.
 
 An index entry is a storage key with no value, kept in the same write batch as
-its object:
-
-    len-prefixed type | len-prefixed bucket | len-prefixed field | term | object key
-
+its object; storage/keys.py lays it out (type, bucket, field, term, object key).
 Terms encode so that byte order is term order and each term knows where it ends,
 so a range query is one contiguous scan and the object key can be cut off the end:
 
@@ -21,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,6 +25,8 @@ import msgpack
 
 from .dvv import DVVSet
 from .object import live_contents
+from .storage import keys
+from .storage.keys import bucket_prefix, field_prefix, successor
 
 Term = str | int
 
@@ -64,25 +62,6 @@ def parse_term(field: str, raw: str) -> Term:
     return raw
 
 
-def _lp(part: bytes) -> bytes:
-    if len(part) > 0xFFFF:
-        raise IndexError_("bucket type, bucket or index name longer than 65535 bytes")
-    return struct.pack(">H", len(part)) + part
-
-
-def bucket_prefix(bucket_type: bytes, bucket: bytes | None = None) -> bytes:
-    """The object-key prefix of a bucket (or, without one, of a whole bucket type).
-
-    Matches storage.base.object_key's layout.
-    """
-    return _lp(bucket_type) + (b"" if bucket is None else _lp(bucket))
-
-
-def field_prefix(bucket_type: bytes, bucket: bytes, field: str) -> bytes:
-    """The key prefix of every entry of one index of one bucket."""
-    return _lp(bucket_type) + _lp(bucket) + _lp(field.encode())
-
-
 def encode_term(term: Term) -> bytes:
     if isinstance(term, int):
         mag = abs(term).to_bytes((abs(term).bit_length() + 7) // 8, "big")
@@ -116,15 +95,7 @@ def decode_term(data: bytes, start: int, is_int: bool) -> tuple[Term, int]:
 
 
 def entry_key(bucket_type: bytes, bucket: bytes, field: str, term: Term, key: bytes) -> bytes:
-    return field_prefix(bucket_type, bucket, field) + encode_term(term) + key
-
-
-def successor(prefix: bytes) -> bytes:
-    """The smallest byte string greater than every string that starts with `prefix`."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return b"\xff" * (len(prefix) + 1)  # only reached for all-0xFF prefixes
-    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+    return keys.entry_key(bucket_type, bucket, field, encode_term(term), key)
 
 
 def entries(bucket_type: bytes, bucket: bytes, key: bytes, obj: DVVSet | None) -> set[bytes]:

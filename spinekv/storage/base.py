@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 
 class StorageError(Exception):
     """The backend could not complete a read or write."""
-
-
-def object_key(bucket_type: bytes, bucket: bytes, key: bytes) -> bytes:
-    """The storage key of (type, bucket, key): length-prefixed so that no two triples collide.
-
-    Type and bucket come first so a bucket is a contiguous range inside a partition.
-    """
-    return (
-        struct.pack(">H", len(bucket_type))
-        + bucket_type
-        + struct.pack(">H", len(bucket))
-        + bucket
-        + key
-    )
-
-
-def split_object_key(okey: bytes) -> tuple[bytes, bytes, bytes]:
-    (tlen,) = struct.unpack_from(">H", okey, 0)
-    btype = okey[2 : 2 + tlen]
-    (blen,) = struct.unpack_from(">H", okey, 2 + tlen)
-    start = 4 + tlen
-    return btype, okey[start : start + blen], okey[start + blen :]
 
 
 class Backend(Protocol):

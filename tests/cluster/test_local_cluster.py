@@ -9,7 +9,7 @@ import sys
 
 from spinekv import localcluster
 from spinekv.config import load_config
-from spinekv.storage.base import object_key
+from spinekv.storage.keys import object_key
 from spinekv.storage.leveldb import LevelDBBackend
 from tests.support import write_cluster_toml
 

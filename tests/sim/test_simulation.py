@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from spinekv.node import vnode
-from spinekv.storage.base import object_key
+from spinekv.storage.keys import object_key
 
 from .cluster import SimCluster
 from .workload import run_seed

@@ -6,7 +6,7 @@ import asyncio
 import re
 
 from spinekv.node import buckets
-from spinekv.storage.base import object_key
+from spinekv.storage.keys import object_key
 from tests.inproc import make_node
 
 

@@ -10,7 +10,7 @@ from spinekv import index
 from spinekv import object as riak_object
 from spinekv.node.vnode import Vnodes
 from spinekv.object import Content
-from spinekv.storage.base import object_key
+from spinekv.storage.keys import object_key
 from spinekv.storage.leveldb import LevelDBBackend
 from spinekv.storage.memory import MemoryBackend
 
@@ -77,7 +77,7 @@ def test_a_merged_replica_and_a_handed_off_batch_bring_their_entries(backend):
 
     other = MemoryBackend()
     receiver = Vnodes("n3", other, random.Random(3))
-    receiver.merge_batch(P, [(OKEY, riak_object.encode(obj))], lambda t, b: True)
+    receiver.receive_handoff(P, [(OKEY, riak_object.encode(obj))], lambda t, b: True)
     assert entries(other) == {("age_int", -4, b"ada")}
     # The sender forgets its copies after handoff; their entries go with them.
     receiver.forget(P, [(OKEY, other.get(P, OKEY))])

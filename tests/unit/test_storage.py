@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spinekv.storage.base import object_key, split_object_key
+from spinekv.storage.keys import object_key, split_object_key
 from spinekv.storage.leveldb import LevelDBBackend
 from spinekv.storage.memory import MemoryBackend
 
