@@ -187,7 +187,7 @@ main.add_command(trace_command)
 @click.pass_context
 def node_command(ctx: click.Context, name: str) -> None:
     """Run node NAME in the foreground (what `up` starts for each node)."""
-    from .node.node import run_node
+    from .server import run_node
 
     config = _config(ctx)
     _names(config, (name,))

@@ -7,10 +7,12 @@ repair once every reply is in. Cores never read clocks or touch the network.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import object as riak_object
 from .dvv import DVVSet
+from .ring import PrefEntry
 
 # ---------------------------------------------------------------- quorum values
 
@@ -149,6 +151,52 @@ class GetCore:
 
 
 # ---------------------------------------------------------------- PUT
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinateHere:
+    """This node coordinates the write on its vnode `partition`."""
+
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Ask these replicas, in order, to coordinate; the first that answers decides."""
+
+    replicas: tuple[PrefEntry, ...]
+
+
+def route_put(
+    prefs: Sequence[PrefEntry], me: str, *, forwarded: bool
+) -> CoordinateHere | Forward | Failed:
+    """Who coordinates a PUT: a local replica if there is one, else a forward.
+
+    A write is applied as a new event on exactly one replica, which then sends it
+    to the others; a node with no replica forwards it. A forwarded request that
+    lands on a node without a replica (the ring moved meanwhile) is refused with
+    a reason starting "forward:", so the sender tries the next replica, never
+    forwarding twice.
+    """
+    local = next((e for e in prefs if e.node == me), None)
+    if local is not None:
+        return CoordinateHere(local.partition)
+    if forwarded:
+        return Failed(f"forward: {me} holds no replica of this key")
+    return Forward(tuple(prefs))
+
+
+def route_after_forwards_failed(
+    prefs: Sequence[PrefEntry], me: str, w: int, reasons: Sequence[str]
+) -> CoordinateHere | Failed:
+    """Every forward failed, so those replicas are now marked down and the preference
+    list (`prefs`, recomputed) may hold a fallback here: coordinate on it, or fail."""
+    route = route_put(prefs, me, forwarded=True)
+    if isinstance(route, CoordinateHere):
+        return route
+    return Failed(
+        f"w={w} unsatisfied: no replica could coordinate the write (" + "; ".join(reasons) + ")"
+    )
 
 
 @dataclass

@@ -1,4 +1,11 @@
-"""One spinekv node: storage, transport, membership, coordinator and HTTP wired together."""
+"""The composition root: builds one node's parts, wires the internode dispatch table, serves HTTP.
+
+Dependencies point one way: node/ (vnodes, membership, coordinator, handoff,
+coverage) and records/ know nothing of HTTP; http/ knows the parts it serves.
+`Node` builds the parts over an injected backend, transport, clock and RNG (the
+simulation passes its own and never starts HTTP); `http_app` puts the HTTP API
+on top; `run_node` is the process `spinekv up` starts.
+"""
 
 from __future__ import annotations
 
@@ -14,28 +21,32 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..clock import Clock, SystemClock
-from ..config import ClusterConfig, load_config
-from ..http.admin import AdminHandlers
-from ..http.kv import KVHandlers
-from ..http.pds import PdsRoutes
-from ..http.props import PropsHandlers
-from ..http.query import QueryHandlers
-from ..http.records import RecordServices, records_middleware
-from ..http.scr import ScrRoutes
-from ..http.service import ServiceHandlers, stats_middleware
-from ..http.trace import TraceRoutes
-from ..records.store import RecordStore
-from ..stats import NodeStats
-from ..storage.base import Backend, StorageError
-from ..storage.leveldb import LevelDBBackend
-from ..transport.base import Transport
-from ..transport.tcp import TcpTransport
-from .buckets import Resolver
-from .coordinator import Coordinator
-from .handoff import Handoff
-from .membership import Membership
-from .vnode import Vnodes
+from .clock import Clock, SystemClock
+from .config import ClusterConfig, load_config
+from .http.admin import AdminHandlers
+from .http.kv import KVHandlers
+from .http.pds import PdsRoutes
+from .http.props import PropsHandlers
+from .http.query import QueryHandlers
+from .http.records import records_middleware
+from .http.scr import ScrRoutes
+from .http.service import ServiceHandlers, stats_middleware
+from .http.trace import TraceRoutes
+from .node import messages
+from .node.buckets import Resolver
+from .node.coordinator import Coordinator
+from .node.coverage import Coverage
+from .node.handoff import Handoff
+from .node.membership import Membership
+from .node.messages import Dispatcher
+from .node.vnode import Vnodes
+from .records.services import RecordServices
+from .records.store import RecordStore
+from .stats import NodeStats
+from .storage.base import Backend, StorageError
+from .storage.leveldb import LevelDBBackend
+from .transport.base import Transport
+from .transport.tcp import TcpTransport
 
 log = logging.getLogger("spinekv.node")
 
@@ -60,28 +71,44 @@ class Node:
         self.transport = transport
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
+        self.vnodes = Vnodes(name, backend, self.rng)
         self.membership = Membership(
-            config, name, transport, backend, clock=self.clock, rng=self.rng
+            config, name, transport, backend, self.vnodes, clock=self.clock, rng=self.rng
         )
         # (type, bucket) -> effective props from the gossiped bucket metadata; None: no such type.
         self.props_of = Resolver(config, lambda: self.membership.buckets)
         # Set when this node has left the cluster and handed everything off.
         self.exited = asyncio.Event()
         self.membership.on_exit = self.exited.set
-        self.vnodes = Vnodes(name, backend, self.rng)
+        self.coverage = Coverage(name, self.membership, self.vnodes, transport)
         self.coordinator = Coordinator(
-            name, self.membership, self.vnodes, transport, self._now_us, self._allow_mult_of
+            name, self.membership, self.vnodes, transport, self.now_us, self.coverage
         )
-        self.handoff = Handoff(name, self.membership, self.vnodes, transport)
+        self.handoff = Handoff(name, self.membership, self.vnodes, transport, self._allow_mult_of)
         self.membership.listeners.append(self.handoff.kick)
+        self.dispatch = self._dispatch_table()
         self._runner: web.AppRunner | None = None
+
+    def _dispatch_table(self) -> Dispatcher:
+        """Each internode message type to the part that owns it."""
+        table = Dispatcher()
+        table.route(messages.Get, self.vnodes.serve_get)
+        table.route(messages.Put, self.vnodes.serve_put)
+        table.route(messages.CoordinatePut, self.coordinator.serve_coordinate_put)
+        table.route(messages.HandoffBatch, self.handoff.receive)
+        table.route(messages.Cover, self.coverage.serve)
+        table.route(messages.Gossip, self.membership.serve_gossip)
+        table.route(messages.Ping, self.membership.serve_ping)
+        if table.missing():
+            raise RuntimeError(f"message types without a handler: {table.missing()}")
+        return table
 
     def _allow_mult_of(self, bucket_type: bytes, bucket: bytes) -> bool:
         props = self.props_of(bucket_type.decode(errors="replace"), bucket.decode(errors="replace"))
         # A type this node does not know yet (or not active here yet): keep siblings, lose nothing.
         return True if props is None else props.allow_mult
 
-    def _now_us(self) -> int:
+    def now_us(self) -> int:
         return int(self.clock.time() * 1_000_000)
 
     @functools.cached_property
@@ -90,7 +117,7 @@ class Node:
         store = RecordStore(
             self.coordinator,
             self.props_of,
-            self._now_us,
+            self.now_us,
             bucket_type=self.config.records.bucket_type,
             timeout_ms=self.config.request_timeout_ms,
             rng=self.rng,
@@ -98,37 +125,33 @@ class Node:
         return RecordServices(self.config, store)
 
     def http_app(self) -> web.Application:
-        stats = NodeStats(self.clock.monotonic)
-        app = web.Application(
-            client_max_size=self.config.max_object_size + 1,
-            middlewares=[stats_middleware(stats, self.clock.monotonic), records_middleware],
-        )
-        handlers = [
-            KVHandlers(self.config, self.coordinator, self._now_us, props_of=self.props_of),
-            PropsHandlers(self.config, self.membership),
-            AdminHandlers(self.config, self.coordinator, self.handoff),
-            ServiceHandlers(
-                self.config,
-                self.coordinator,
-                stats,
-                type(self.backend).__name__,
-                props_of=self.props_of,
-            ),
-            QueryHandlers(self.config, self.coordinator, self._now_us, props_of=self.props_of),
-            PdsRoutes(self.records),
-            TraceRoutes(self.records),
-            ScrRoutes(self.records),
-        ]
-        for handler in handlers:
-            app.add_routes(handler.routes())
-        return app
+        return http_app(self)
+
+    def _on_hello(self, peer_hello: dict) -> None:
+        """A peer this node's cluster.toml does not name (added to the file since we
+        started) becomes reachable at the address it gave, and is probed from now on."""
+        update = getattr(self.transport, "update_peers", None)
+        if update is None:  # a transport whose peers are fixed (the simulation's network)
+            return
+        name = peer_hello["name"]
+        address = messages.peer_address(peer_hello)
+        peers = self.transport.peers()  # type: ignore[attr-defined]
+        if name in peers or name == self.name or address is None:
+            return
+        update({**peers, name: address})
+        self.membership.learn(name)
 
     async def start(self, *, serve_http: bool = True) -> None:
-        await self.transport.start(self.coordinator.handle)
+        await self.transport.start(
+            self.dispatch,
+            hello=messages.hello(self.config.name, self.spec.host, self.spec.peer_port),
+            admit=functools.partial(messages.hello_refusal, self.config.name),
+            on_hello=self._on_hello,
+        )
         self.membership.start()
         self.handoff.start()
         if serve_http:
-            self._runner = web.AppRunner(self.http_app(), access_log=None)
+            self._runner = web.AppRunner(http_app(self), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(
                 self._runner, self.spec.host, self.spec.http_port, reuse_address=True
@@ -146,6 +169,29 @@ class Node:
         await self.coordinator.close()
         await self.transport.close()
         self.backend.close()
+
+
+def http_app(node: Node) -> web.Application:
+    """The node's HTTP API: Riak's KV, query, props, admin and service routes, the record API."""
+    stats = NodeStats(node.clock.monotonic)
+    app = web.Application(
+        client_max_size=node.config.max_object_size + 1,
+        middlewares=[stats_middleware(stats, node.clock.monotonic), records_middleware],
+    )
+    config, coordinator, props_of = node.config, node.coordinator, node.props_of
+    handlers = [
+        KVHandlers(config, coordinator, node.now_us, props_of=props_of),
+        PropsHandlers(config, node.membership),
+        AdminHandlers(config, coordinator, node.handoff),
+        ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
+        QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
+        PdsRoutes(node.records),
+        TraceRoutes(node.records),
+        ScrRoutes(node.records),
+    ]
+    for handler in handlers:
+        app.add_routes(handler.routes())
+    return app
 
 
 def build_node(config: ClusterConfig, name: str, backend: Backend) -> Node:

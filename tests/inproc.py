@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from spinekv.config import load_config
-from spinekv.node.node import Node
 from spinekv.ring import primaries
+from spinekv.server import Node
 from spinekv.storage.memory import MemoryBackend
 from spinekv.transport.tcp import TcpTransport
 from tests.support import write_cluster_toml

@@ -375,11 +375,9 @@ class KVHandlers:
             return _refused(refusal, view.version)
         if context is None:
             context = riak_object.context(found.obj)
-        result = await self.coordinator.delete(target.bkey, props, context, read_opts, put_opts)
+        result = await self.coordinator.delete(target.bkey, props, context, put_opts)
         if isinstance(result, Failed):
             return _text(503, result.reason)
-        if isinstance(result, NotFound):
-            return _text(404, "not found")
         return web.Response(status=204)
 
     def routes(self) -> list[web.RouteDef]:

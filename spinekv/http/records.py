@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ..config import ClusterConfig
 from ..records.outcome import RecordError, iso_instant, operation_outcome
-from ..records.pds import Demographics
+from ..records.services import RecordServices
 from ..records.store import RecordStore
 
 log = logging.getLogger("spinekv.records")
@@ -44,17 +44,6 @@ class Caller:
     role: str
     request_id: str
     correlation_id: str | None
-
-
-class RecordServices:
-    """One node's record layer: the store and the services over it, shared by the routes."""
-
-    def __init__(self, config: ClusterConfig, store: RecordStore) -> None:
-        self.config = config
-        self.store = store
-        self.demographics = Demographics(store, config.records)
-        # Writes being served on this node, by request id: a duplicate waits for the first.
-        self.in_flight: dict[str, asyncio.Future] = {}
 
 
 def fhir_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

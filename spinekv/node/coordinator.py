@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -19,13 +19,24 @@ from .. import object as riak_object
 from ..config import BucketProps
 from ..dvv import DVVSet
 from ..object import Content
-from ..quorum import Failed, Found, GetCore, NotFound, PutCore, Reply
+from ..quorum import (
+    CoordinateHere,
+    Failed,
+    Found,
+    GetCore,
+    NotFound,
+    PutCore,
+    Reply,
+    route_after_forwards_failed,
+    route_put,
+)
 from ..ring import PrefEntry
-from ..storage.base import object_key
+from ..storage.keys import object_key
 from ..transport.base import Transport, TransportError
 from .coverage import Coverage
 from .membership import Membership
-from .vnode import Vnodes
+from .messages import CoordinatePut, Get, Put
+from .vnode import VnodeContract
 
 log = logging.getLogger("spinekv.coordinator")
 
@@ -77,21 +88,20 @@ class Coordinator:
         self,
         me: str,
         membership: Membership,
-        vnodes: Vnodes,
+        vnodes: VnodeContract,
         transport: Transport,
-        now_us: Any,
-        allow_mult_of: Any = None,
+        now_us: Callable[[], int],
+        coverage: Coverage,
     ) -> None:
         self.me = me
-        # Handoff carries objects without their bucket props; the type decides.
-        self._allow_mult_of = allow_mult_of or (lambda bucket_type, bucket: True)
         self.membership = membership
         self.vnodes = vnodes
         self.transport = transport
         self._now_us = now_us
         self._background: set[asyncio.Task] = set()
-        self._handoff_lock = asyncio.Lock()
-        self.coverage = Coverage(me, membership, vnodes.backend, transport)
+        # Coverage queries (2i, listing) are planned and run there; kept here so the
+        # request handlers that read and write through a coordinator can list too.
+        self.coverage = coverage
 
     # ------------------------------------------------------------ helpers
 
@@ -150,7 +160,7 @@ class Coordinator:
                 on_reply(i, self._local_get(entry.partition, okey))
             else:
                 fut = self.transport.request_nowait(
-                    entry.node, ["get", entry.partition, okey], opts.timeout
+                    entry.node, Get(entry.partition, okey).to_wire(), opts.timeout
                 )
                 fut.add_done_callback(partial(_remote_reply, i, entry, on_reply))
         return await answer
@@ -187,8 +197,8 @@ class Coordinator:
             if entry.node == self.me:
                 self.vnodes.merge(entry.partition, okey, merged, allow_mult=props.allow_mult)
             else:
-                message = ["put", entry.partition, okey, encoded, False, props.allow_mult]
-                self._spawn(self._best_effort(entry.node, message))
+                message = Put(entry.partition, okey, encoded, False, props.allow_mult)
+                self._spawn(self._best_effort(entry.node, message.to_wire()))
 
     async def _best_effort(self, node: str, message: list) -> None:
         try:
@@ -220,29 +230,25 @@ class Coordinator:
         early = core.failure()
         if early is not None:
             return Failed(self._with_reachable(Failed(early), props, prefs).reason)
-        local = next((e for e in prefs if e.node == self.me), None)
-        if local is None:
-            if forwarded:
-                return Failed(f"forward: {self.me} holds no replica of this key")
+        route = route_put(prefs, self.me, forwarded=forwarded)
+        if isinstance(route, Failed):
+            return route
+        if not isinstance(route, CoordinateHere):
             result, reasons = await self._forward_put(bkey, props, context, content, opts, prefs)
             if result is not None:
                 return result
-            # Every candidate failed, so they are now marked down and the preference
-            # list has changed: it may hold a fallback here. Try once more with it.
-            prefs = self._preflist(bkey, props)
-            if not any(e.node == self.me for e in prefs):
-                return Failed(
-                    f"w={opts.w} unsatisfied: no replica could coordinate the write ("
-                    + "; ".join(reasons)
-                    + ")"
-                )
+            route = route_after_forwards_failed(
+                self._preflist(bkey, props), self.me, opts.w, reasons
+            )
+            if isinstance(route, Failed):
+                return route
             return await self.put(bkey, props, context, content, opts, forwarded=True)
 
         sync = opts.dw > 0
         okey = bkey.okey
         try:
             obj = self.vnodes.coordinate(
-                local.partition,
+                route.partition,
                 okey,
                 context,
                 content,
@@ -275,14 +281,14 @@ class Coordinator:
         for entry in prefs:
             if entry.node == self.me:
                 # The coordinating vnode, or another vnode here (a second fallback).
-                if entry is not local:
+                if entry.partition != route.partition:
                     self.vnodes.merge(entry.partition, okey, obj, allow_mult=props.allow_mult)
                 if sync:
                     self._spawn(self._local_durable(entry, on_reply))
                 else:
                     on_reply(entry, None, False)
                 continue
-            message = ["put", entry.partition, okey, encoded, sync, props.allow_mult]
+            message = Put(entry.partition, okey, encoded, sync, props.allow_mult).to_wire()
             fut = self.transport.request_nowait(entry.node, message, opts.timeout)
             fut.add_done_callback(partial(_replica_ack, entry, on_reply))
         return await answer
@@ -306,14 +312,13 @@ class Coordinator:
         prefs: list[PrefEntry],
     ) -> tuple[PutResult | None, list[str]]:
         """Ask each replica in turn to coordinate; (None, reasons) if none could."""
-        message = [
-            "coord_put",
+        message = CoordinatePut(
             [bkey.bucket_type, bkey.bucket, bkey.key],
             _props_to_wire(props),
             sorted(context.items()),
             riak_object.encode(riak_object.DVVSet((("", 1, (content,)),))),
             [opts.w, opts.dw, opts.pw, opts.node_confirms, opts.timeout],
-        ]
+        ).to_wire()
         reasons = []
         for entry in prefs:
             try:
@@ -332,75 +337,22 @@ class Coordinator:
     # ------------------------------------------------------------ DELETE
 
     async def delete(
-        self,
-        bkey: BKey,
-        props: BucketProps,
-        context: Mapping[str, int] | None,
-        get_opts: GetOptions,
-        put_opts: PutOptions,
-    ) -> PutResult | NotFound:
-        """Write a tombstone over `context`, or over what a quorum read finds."""
-        if context is None:
-            found = await self.get(bkey, props, get_opts)
-            if isinstance(found, Failed):
-                return found
-            if isinstance(found, NotFound):
-                return NotFound()
-            context = riak_object.context(found.obj)
+        self, bkey: BKey, props: BucketProps, context: Mapping[str, int], put_opts: PutOptions
+    ) -> PutResult:
+        """Write a tombstone over `context` (what the caller read before deleting, as Riak)."""
         return await self.put(bkey, props, context, riak_object.tombstone(self._now_us()), put_opts)
 
     # ------------------------------------------------------------ internode
 
-    def handle(self, source: str, message: list) -> Any:
-        """Answer one internode request (the transport's handler).
-
-        Reads answer at once; a request that must wait (a durable write, a
-        forwarded PUT) returns an awaitable of its reply.
-        """
-        op = message[0]
-        if op == "get":
-            _, partition, okey = message
-            return self.vnodes.get_raw(partition, okey)
-        if op == "put":
-            _, partition, okey, encoded, sync, allow_mult = message
-            self.vnodes.merge(partition, okey, riak_object.decode(encoded), allow_mult=allow_mult)
-            return self._durable_ack() if sync else False
-        if op == "coord_put":
-            return self._handle_coord_put(message)
-        if op == "handoff":
-            _, partition, batch, ring = message
-            self.membership.absorb(ring)
-            return self._receive_handoff(partition, batch)
-        if op == "cover":
-            _, vnode, partitions, kind, args = message
-            return self.coverage.fold(vnode, partitions, kind, args)
-        if op == "ring":
-            return self.membership.receive(message[1])
-        if op == "ping":
-            return "pong"
-        raise ValueError(f"unknown internode operation {op!r}")
-
-    async def _receive_handoff(self, partition: int, batch: list) -> bool:
-        # One batch at a time, in slices with a yield between: the several nodes that
-        # hand off to a returning node at once must not take its whole event loop.
-        async with self._handoff_lock:
-            for start in range(0, len(batch), 100):
-                self.vnodes.merge_batch(partition, batch[start : start + 100], self._allow_mult_of)
-                await asyncio.sleep(0)
-            return await self._durable_ack()
-
-    async def _durable_ack(self) -> bool:
-        await self.vnodes.flush()
-        return True
-
-    async def _handle_coord_put(self, message: list) -> list:
-        _, (btype, bucket, key), wire_props, context, encoded, quorums = message
-        w, dw, pw, node_confirms, timeout = quorums
-        content = riak_object.contents(riak_object.decode(encoded))[0]
+    async def serve_coordinate_put(self, _source: str, message: CoordinatePut) -> list:
+        """Coordinate a write another node forwarded: [True, stored object] or [False, reason]."""
+        btype, bucket, key = message.key
+        w, dw, pw, node_confirms, timeout = message.quorums
+        content = riak_object.contents(riak_object.decode(message.content))[0]
         result = await self.put(
             BKey(btype, bucket, key),
-            _props_from_wire(wire_props),
-            dict(context),
+            _props_from_wire(message.props),
+            dict(message.context),
             content,
             PutOptions(w=w, dw=dw, pw=pw, node_confirms=node_confirms, timeout=timeout),
             forwarded=True,

@@ -18,13 +18,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .. import index
 from .. import object as riak_object
 from ..index import Query
 from ..ring import Ring
-from ..storage.base import Backend
+from ..storage import keys
 from ..transport.base import Transport, TransportError
+from .messages import Cover
+from .vnode import VnodeContract
 
 log = logging.getLogger("spinekv.coverage")
 
@@ -85,14 +88,14 @@ def _wanted(ring: Ring, partitions: frozenset[int] | None) -> Callable[[bytes, b
 
 
 async def fold_index(
-    backend: Backend, ring: Ring, vnode: int, partitions: frozenset[int] | None, q: Query
+    vnodes: VnodeContract, ring: Ring, vnode: int, partitions: frozenset[int] | None, q: Query
 ) -> list[list]:
     """[term, key] pairs on `vnode` matching `q`, in order, at most q.max_results."""
     wanted = _wanted(ring, partitions)
     low, high = index.scan_bounds(q)
     special = q.field in index.SPECIAL  # $bucket and $key scan objects, not index entries
     out: list[list] = []
-    for seen, (k, value) in enumerate(backend.scan(vnode, low, high, index=not special), 1):
+    for seen, (k, value) in enumerate(vnodes.fold(vnode, low, high, index=not special), 1):
         if seen % YIELD_EVERY == 0:
             await asyncio.sleep(0)
         term, key = index.split_entry(q, k)
@@ -106,20 +109,19 @@ async def fold_index(
     return out
 
 
-async def fold_buckets(backend: Backend, vnode: int, bucket_type: bytes) -> list[bytes]:
+async def fold_buckets(vnodes: VnodeContract, vnode: int, bucket_type: bytes) -> list[bytes]:
     """Buckets of `bucket_type` with at least one live object on `vnode`."""
-    type_prefix = index.bucket_prefix(bucket_type)
-    low, high = type_prefix, index.successor(type_prefix)
+    type_prefix = keys.bucket_prefix(bucket_type)
+    low, high = type_prefix, keys.successor(type_prefix)
     found = []
     steps = 0
     while True:
         bucket = None
-        for okey, value in backend.scan(vnode, low, high):
+        for okey, value in vnodes.fold(vnode, low, high):
             steps += 1
             if steps % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            start = len(type_prefix) + 2
-            name = okey[start : start + int.from_bytes(okey[start - 2 : start], "big")]
+            name = keys.bucket_of(okey, type_prefix)
             if bucket is None:
                 bucket = name
             elif name != bucket:
@@ -129,7 +131,7 @@ async def fold_buckets(backend: Backend, vnode: int, bucket_type: bytes) -> list
                 break
         if bucket is None:
             return found
-        low = index.successor(index.bucket_prefix(bucket_type, bucket))  # skip its other keys
+        low = keys.successor(keys.bucket_prefix(bucket_type, bucket))  # skip its other keys
 
 
 # ------------------------------------------------------------------ the driver
@@ -138,10 +140,10 @@ async def fold_buckets(backend: Backend, vnode: int, bucket_type: bytes) -> list
 class Coverage:
     """Runs coverage folds across the cluster for one node."""
 
-    def __init__(self, me: str, membership, backend: Backend, transport: Transport) -> None:
+    def __init__(self, me: str, membership, vnodes: VnodeContract, transport: Transport) -> None:
         self.me = me
         self.membership = membership
-        self.backend = backend
+        self.vnodes = vnodes
         self.transport = transport
 
     async def run(
@@ -201,7 +203,7 @@ class Coverage:
         try:
             if a.node == self.me:
                 return a, await self.fold(a.vnode, partitions, kind, args), None
-            message = ["cover", a.vnode, partitions, kind, args]
+            message = Cover(a.vnode, partitions, kind, args).to_wire()
             return a, await self.transport.request(a.node, message, timeout), None
         except (TransportError, CoverageFailed) as exc:
             return a, None, exc
@@ -214,7 +216,11 @@ class Coverage:
         ring = self.membership.ring
         kps = None if partitions is None else frozenset(partitions)
         if kind == "index":
-            return await fold_index(self.backend, ring, vnode, kps, Query.from_wire(args))
+            return await fold_index(self.vnodes, ring, vnode, kps, Query.from_wire(args))
         if kind == "buckets":
-            return await fold_buckets(self.backend, vnode, args[0])
+            return await fold_buckets(self.vnodes, vnode, args[0])
         raise ValueError(f"unknown coverage fold {kind!r}")
+
+    def serve(self, _source: str, message: Cover) -> Any:
+        """A peer's coverage request (an awaitable of the fold's answer)."""
+        return self.fold(message.vnode, message.partitions, message.kind, message.args)

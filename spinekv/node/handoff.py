@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from .. import ringstate
 from ..transport.base import Transport, TransportError
 from .membership import Membership
-from .vnode import Vnodes
+from .messages import HandoffBatch
+from .vnode import AllowMultOf, VnodeContract
 
 log = logging.getLogger("spinekv.handoff")
 
@@ -55,8 +56,9 @@ class Handoff:
         self,
         me: str,
         membership: Membership,
-        vnodes: Vnodes,
+        vnodes: VnodeContract,
         transport: Transport,
+        allow_mult_of: AllowMultOf,
         *,
         interval: float = 2.0,
         batch_objects: int = 500,
@@ -74,6 +76,8 @@ class Handoff:
         # returning node's senders take a whole core and foreground requests slow by half.
         self.max_rate = max_rate
         self.stats = HandoffStats()
+        self._allow_mult_of = allow_mult_of
+        self._receiving = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._kick = asyncio.Event()
         self._clock = membership.clock
@@ -90,7 +94,7 @@ class Handoff:
         # A partition on its way here from its old owner stays: it is ours once moved.
         hinted = [
             (p, owners[p], "hinted")
-            for p in self.vnodes.backend.partitions()
+            for p in self.vnodes.held()
             if owners[p] != self.me and state.target[p] != self.me
         ]
         return moves + hinted
@@ -141,14 +145,13 @@ class Handoff:
         return moved
 
     async def transfer(self, partition: int, target: str, kind: str = "hinted") -> Transfer:
-        backend = self.vnodes.backend
         record = Transfer(partition, target, kind, self._clock.monotonic())
-        record.total = backend.count(partition)
+        record.total = self.vnodes.size(partition)
         self.stats.active[partition] = record
         log.info("%s handoff of partition %d to %s starting", kind, partition, target)
         try:
             batch: list[list[bytes]] = []
-            for okey, value in backend.fold(partition):
+            for okey, value in self.vnodes.handoff_items(partition):
                 batch.append([okey, value])
                 if len(batch) >= self.batch_objects:
                     await self._send(partition, target, batch, record)
@@ -176,14 +179,31 @@ class Handoff:
         # The batch carries our ring state, so the receiver knows of the move (or that it
         # is done) before it holds the data, and never hands it back as misplaced.
         ring = ringstate.encode(self.membership.state)
-        message = ["handoff", partition, batch, ring]
+        message = HandoffBatch(partition, batch, ring).to_wire()
         await self.transport.request(target, message, self.timeout)
-        backend = self.vnodes.backend
-        # Unchanged since it was read: the owner has it. Changed: keep it for next round.
-        self.vnodes.forget(partition, [(k, v) for k, v in batch if backend.get(partition, k) == v])
+        # Unchanged since it was read: the owner has it. Changed: kept for the next round.
+        self.vnodes.forget(partition, batch)
         record.objects += len(batch)
         record.bytes += sum(len(v) for _, v in batch)
         if self.max_rate:
             rest = len(batch) / self.max_rate - (self._clock.monotonic() - started)
             if rest > 0:
                 await asyncio.sleep(rest)
+
+    # ------------------------------------------------------------------ receiving
+
+    async def receive(self, _source: str, message: HandoffBatch) -> bool:
+        """Merge a batch handed to us; answer True once it is durable."""
+        # The sender's ring state first: we learn of the move before holding its data.
+        self.membership.absorb(message.ring)
+        # One batch at a time, in slices with a yield between: the several nodes that
+        # hand off to a returning node at once must not take its whole event loop.
+        items = message.items
+        async with self._receiving:
+            for start in range(0, len(items), 100):
+                self.vnodes.receive_handoff(
+                    message.partition, items[start : start + 100], self._allow_mult_of
+                )
+                await asyncio.sleep(0)
+            await self.vnodes.flush()
+            return True

@@ -36,11 +36,14 @@ from ..storage.base import Backend
 from ..transport.base import Transport, TransportError, Unreachable
 from . import buckets
 from .buckets import BucketMeta
+from .messages import Gossip, Ping
+from .vnode import VnodeContract
 
 log = logging.getLogger("spinekv.membership")
 
 RING_META = "ring"
 BUCKETS_META = "buckets"
+_PING = Ping().to_wire()
 
 
 class Membership:
@@ -50,6 +53,7 @@ class Membership:
         me: str,
         transport: Transport,
         backend: Backend,
+        vnodes: VnodeContract,
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -59,7 +63,8 @@ class Membership:
     ) -> None:
         self.me = me
         self._transport = transport
-        self._backend = backend
+        self._backend = backend  # node metadata only (ring, bucket metadata)
+        self._vnodes = vnodes
         self.clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._known = set(config.node_names())
@@ -135,6 +140,27 @@ class Membership:
         self._absorb_frame(raw)
         return self._frame()
 
+    def serve_gossip(self, _source: str, message: Gossip) -> bytes:
+        return self.receive(message.frame)
+
+    def serve_ping(self, _source: str, _message: Ping) -> str:
+        return "pong"
+
+    def learn(self, peer: str) -> None:
+        """A peer not in this node's cluster.toml introduced itself: probe it from now on.
+
+        A node added to the file while the cluster runs can then be joined without
+        restarting the others; the transport has learnt its address from its hello.
+        """
+        if peer == self.me or peer in self._known:
+            return
+        log.info("learnt of new peer %s", peer)
+        self._known.add(peer)
+        self._peers.append(peer)
+        self._last_ok[peer] = self.clock.monotonic()
+        if self._tasks:  # started: probe it like the others
+            self._tasks.append(asyncio.ensure_future(self._probe_forever(peer)))
+
     def update_buckets(self, incoming: BucketMeta) -> bool:
         """Merge bucket metadata (a peer's, or a local change); persist and spread it if new."""
         merged = buckets.acknowledge(self.buckets.merge(incoming), self.me, self._stamp())
@@ -202,7 +228,7 @@ class Membership:
         """Ping `peer` once and update whether it is considered up."""
         was_up = self.is_up(peer)
         try:
-            await self._transport.request(peer, ["ping"], self._suspect_after / 2)
+            await self._transport.request(peer, _PING, self._suspect_after / 2)
         except Unreachable:
             # Refused or dropped: certain. Down until a ping gets through, so the
             # transport's reconnect backoff expiring does not make it look up again.
@@ -232,7 +258,8 @@ class Membership:
     async def exchange(self, peer: str) -> bool:
         """Swap ring states and bucket metadata with `peer`; False if it did not answer."""
         try:
-            raw = await self._transport.request(peer, ["ring", self._frame()], self._suspect_after)
+            message = Gossip(self._frame()).to_wire()
+            raw = await self._transport.request(peer, message, self._suspect_after)
         except TransportError:
             return False
         self._absorb_frame(raw)
@@ -254,7 +281,7 @@ class Membership:
 
     async def _exit_if_done(self) -> None:
         """An exiting node that holds nothing removes itself, tells everyone, and stops."""
-        if self.state.status(self.me) != ringstate.EXITING or self._backend.partitions():
+        if self.state.status(self.me) != ringstate.EXITING or self._vnodes.held():
             return
         self.update(self.state.without(self.me))
         up = [p for p in self._peers if self.is_up(p)]

@@ -1,30 +1,133 @@
-"""Vnodes: the replicas of each partition this node holds, applied to the local backend.
+"""Vnodes: the contract every user of a node's replicas goes through, and its one implementation.
+
+The contract is riak_core_vnode's, stated once as `VnodeContract`: read (get),
+write (coordinate a client write as a new event, or merge a replica), fold
+over a partition, is_empty, the items to hand off, receiving handed-off data,
+forgetting what the new owner now holds, and dropping a partition. Handoff,
+coverage, membership and admin use only this contract, never the backend.
 
 All partitions share one backend; a vnode is the key range of its partition.
 Each call is a read-modify-write done synchronously on the event loop, so no two
 writes to one key interleave on a node. Writes never wait for the disk; a
 caller that needs them durable awaits `flush()`, which shares one fsync among
 everyone waiting (group commit).
+
+The write path: every change to a stored object, whatever caused it (client
+write, replica merge, read repair, handoff receipt, forget, drop), goes
+through `_apply` with the old and the new object in hand, and is told to each
+`listeners` entry as a `Change`. Anti-entropy trees and replication queues
+hang there. With no listeners, handed-off objects new here are stored without
+decoding them.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from .. import counter, index
 from .. import object as riak_object
 from ..dvv import DVVSet
 from ..object import Content
-from ..storage.base import Backend, split_object_key
+from ..storage.base import Backend
+from ..storage.keys import split_object_key
+from .messages import Get, Put
+
+# (type, bucket) -> allow_mult: handed-off objects arrive without their bucket props.
+AllowMultOf = Callable[[bytes, bytes], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to a stored object: `new` None means the local copy was removed."""
+
+    partition: int
+    okey: bytes
+    old: DVVSet | None
+    new: DVVSet | None
+    cause: str  # coordinate | merge | handoff | forget | drop
+
+
+Listener = Callable[[Change], None]
+
+
+class VnodeContract(Protocol):
+    """What a node's replicas offer; one instance serves every partition the node holds."""
+
+    def get(self, partition: int, okey: bytes) -> DVVSet | None:
+        """The stored object, or None."""
+        ...
+
+    def get_raw(self, partition: int, okey: bytes) -> bytes | None:
+        """The stored object encoded, as it goes on the wire."""
+        ...
+
+    def coordinate(
+        self,
+        partition: int,
+        okey: bytes,
+        context: Mapping[str, int],
+        content: Content,
+        *,
+        allow_mult: bool,
+        last_write_wins: bool,
+    ) -> DVVSet:
+        """Apply a client write as a new event of this vnode; returns the stored object."""
+        ...
+
+    def merge(self, partition: int, okey: bytes, incoming: DVVSet, *, allow_mult: bool) -> None:
+        """Merge a replica (a coordinator's write, or read repair) into the local copy."""
+        ...
+
+    def fold(
+        self, partition: int, low: bytes = b"", high: bytes | None = None, *, index: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) under `partition` in key order: all objects, or [low, high) of the
+        object keys or (with `index`) of the 2i entry keys."""
+        ...
+
+    def is_empty(self, partition: int) -> bool: ...
+
+    def size(self, partition: int) -> int:
+        """Objects held under `partition` (a key scan; for progress displays)."""
+        ...
+
+    def held(self) -> list[int]:
+        """Partitions with at least one object here."""
+        ...
+
+    def handoff_items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """(okey, encoded) of everything `partition` holds, to send to its owner."""
+        ...
+
+    def receive_handoff(self, partition: int, items: list, allow_mult_of: AllowMultOf) -> None:
+        """Merge handed-off (okey, encoded) pairs."""
+        ...
+
+    def forget(self, partition: int, items: Iterable[tuple[bytes, bytes]]) -> int:
+        """Delete local copies the owner now holds, unless changed since they were sent."""
+        ...
+
+    def drop(self, partition: int) -> None:
+        """Delete every object and index entry of `partition`."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once every write made so far is on disk."""
+        ...
 
 
 class Vnodes:
+    """The vnode contract over one backend; see the module docstring."""
+
     def __init__(self, node: str, backend: Backend, rng: random.Random) -> None:
         self.node = node
-        self.backend = backend
+        self._backend = backend
         self._rng = rng
         self._actors: dict[int, str] = {}
+        self.listeners: list[Listener] = []
 
     def actor(self, partition: int) -> str:
         """This node's current actor id for `partition`: the name its new events carry.
@@ -42,22 +145,37 @@ class Vnodes:
             actor = self._actors[partition] = f"{self._rng.getrandbits(64):016x}"
         return actor
 
-    def forget(self, partition: int, items: list[tuple[bytes, bytes]]) -> None:
-        """Delete local copies (their owner has them now) and retire this partition's actor.
-
-        `items` are (okey, encoded) pairs as stored here; their index entries go too.
-        """
-        if items:
-            remove = set().union(*(_encoded_entries(okey, raw) for okey, raw in items))
-            self.backend.delete_many(partition, [okey for okey, _ in items], index_remove=remove)
-            self._actors.pop(partition, None)
+    # ------------------------------------------------------------------ reads
 
     def get_raw(self, partition: int, okey: bytes) -> bytes | None:
-        return self.backend.get(partition, okey)
+        return self._backend.get(partition, okey)
 
     def get(self, partition: int, okey: bytes) -> DVVSet | None:
-        raw = self.backend.get(partition, okey)
+        raw = self._backend.get(partition, okey)
         return None if raw is None else riak_object.decode(raw)
+
+    def fold(
+        self, partition: int, low: bytes = b"", high: bytes | None = None, *, index: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        if high is None:
+            if low or index:
+                raise ValueError("a fold over a key range needs both ends")
+            return self._backend.fold(partition)
+        return self._backend.scan(partition, low, high, index=index)
+
+    def is_empty(self, partition: int) -> bool:
+        return next(iter(self._backend.fold(partition)), None) is None
+
+    def size(self, partition: int) -> int:
+        return self._backend.count(partition)
+
+    def held(self) -> list[int]:
+        return self._backend.partitions()
+
+    def handoff_items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        return self._backend.fold(partition)
+
+    # ------------------------------------------------------------------ writes
 
     def coordinate(
         self,
@@ -69,7 +187,6 @@ class Vnodes:
         allow_mult: bool,
         last_write_wins: bool,
     ) -> DVVSet:
-        """Apply a client write as a new event of this vnode; returns the stored object."""
         local = self.get(partition, okey)
         if content.content_type == counter.INCREMENT:
             # A counter increment becomes a state here, over everything this vnode holds.
@@ -82,48 +199,94 @@ class Vnodes:
             allow_mult=allow_mult,
             last_write_wins=last_write_wins,
         )
-        self._store(partition, okey, local, obj)
+        self._apply(partition, okey, local, obj, "coordinate")
         return obj
 
     def merge(self, partition: int, okey: bytes, incoming: DVVSet, *, allow_mult: bool) -> None:
-        """Merge a replica sent by a coordinator (or read repair) into the local copy."""
         local = self.get(partition, okey)
         merged = riak_object.merge(local, incoming, allow_mult=allow_mult)
         if merged != local:
-            self._store(partition, okey, local, merged)
+            self._apply(partition, okey, local, merged, "merge")
 
-    def _store(self, partition: int, okey: bytes, old: DVVSet | None, new: DVVSet) -> None:
-        """Write `new` over `old` with the 2i entries changed in the same batch."""
+    def receive_handoff(self, partition: int, items: list, allow_mult_of: AllowMultOf) -> None:
+        fresh = []
+        entries: set[bytes] = set()
+        for okey, encoded in items:
+            local = self._backend.get(partition, okey)
+            if local is None:
+                fresh.append((okey, encoded))  # nothing to merge with: store as sent
+                entries |= _encoded_entries(okey, encoded)
+            elif local != encoded:
+                allow_mult = allow_mult_of(*split_object_key(okey)[:2])
+                self.merge(partition, okey, riak_object.decode(encoded), allow_mult=allow_mult)
+        self._backend.put_many(partition, fresh, index_add=entries)
+        if self.listeners:
+            for okey, encoded in fresh:
+                self._tell(Change(partition, okey, None, riak_object.decode(encoded), "handoff"))
+
+    def forget(self, partition: int, items: Iterable[tuple[bytes, bytes]]) -> int:
+        """Returns how many were deleted; forgetting any retires this partition's actor."""
+        backend = self._backend
+        gone = [(okey, raw) for okey, raw in items if backend.get(partition, okey) == raw]
+        if not gone:
+            return 0
+        remove = set().union(*(_encoded_entries(okey, raw) for okey, raw in gone))
+        backend.delete_many(partition, [okey for okey, _ in gone], index_remove=remove)
+        self._actors.pop(partition, None)
+        if self.listeners:
+            for okey, raw in gone:
+                self._tell(Change(partition, okey, riak_object.decode(raw), None, "forget"))
+        return len(gone)
+
+    def drop(self, partition: int) -> None:
+        if self.listeners:
+            for okey, raw in self._backend.fold(partition):
+                self._tell(Change(partition, okey, riak_object.decode(raw), None, "drop"))
+        self._backend.drop_partition(partition)
+        self._actors.pop(partition, None)
+
+    def _apply(
+        self, partition: int, okey: bytes, old: DVVSet | None, new: DVVSet, cause: str
+    ) -> None:
+        """The write path: `new` over `old`, with the 2i entries changed in the same batch."""
         btype, bucket, key = split_object_key(okey)
         before = index.entries(btype, bucket, key, old)
         after = index.entries(btype, bucket, key, new)
-        self.backend.put(
+        self._backend.put(
             partition,
             okey,
             riak_object.encode(new),
             index_add=after - before,
             index_remove=before - after,
         )
+        if self.listeners:
+            self._tell(Change(partition, okey, old, new, cause))
 
-    def merge_batch(
-        self, partition: int, items: list, allow_mult_of: Callable[[bytes, bytes], bool]
-    ) -> None:
-        """Merge handed-off (okey, encoded) pairs; keys new here are stored as sent."""
-        fresh = []
-        entries: set[bytes] = set()
-        for okey, encoded in items:
-            local = self.backend.get(partition, okey)
-            if local is None:
-                fresh.append((okey, encoded))  # nothing to merge with: skip decode and encode
-                entries |= _encoded_entries(okey, encoded)
-            elif local != encoded:
-                allow_mult = allow_mult_of(*split_object_key(okey)[:2])
-                self.merge(partition, okey, riak_object.decode(encoded), allow_mult=allow_mult)
-        self.backend.put_many(partition, fresh, index_add=entries)
+    def _tell(self, change: Change) -> None:
+        for listener in self.listeners:
+            listener(change)
 
     async def flush(self) -> None:
-        """Return once every write made so far is on disk."""
-        await self.backend.flush()
+        await self._backend.flush()
+
+    # ------------------------------------------------------------------ internode
+
+    def serve_get(self, _source: str, message: Get) -> bytes | None:
+        return self._backend.get(message.partition, message.okey)
+
+    def serve_put(self, _source: str, message: Put) -> Any:
+        """Merge a replica; answers False at once, or (sync) an awaitable of True once durable."""
+        self.merge(
+            message.partition,
+            message.okey,
+            riak_object.decode(message.encoded),
+            allow_mult=message.allow_mult,
+        )
+        return self.durable() if message.sync else False
+
+    async def durable(self) -> bool:
+        await self._backend.flush()
+        return True
 
 
 def _encoded_entries(okey: bytes, encoded: bytes) -> set[bytes]:

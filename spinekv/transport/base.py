@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 # A handler receives (source node name, message) and returns the reply message, or an
@@ -32,8 +32,20 @@ class Transport(Protocol):
 
     name: str
 
-    async def start(self, handler: Handler) -> None:
-        """Begin accepting requests from peers, answering each with `handler`."""
+    async def start(
+        self,
+        handler: Handler,
+        *,
+        hello: Mapping[str, Any] | None = None,
+        admit: Callable[[dict[str, Any]], str | None] | None = None,
+        on_hello: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Begin accepting requests from peers, answering each with `handler`.
+
+        Peers introduce themselves with a hello (a map with their "name" and the
+        `hello` fields they were started with) before any request; `admit` returns
+        a reason to refuse one, and `on_hello` hears each peer admitted.
+        """
 
     async def request(self, peer: str, message: Any, timeout: float) -> Any:
         """Send `message` to `peer` and return its reply.

@@ -14,7 +14,7 @@ import contextvars
 import inspect
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,9 +134,24 @@ class SimTransport:
         self._serving: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        self.hello: dict[str, Any] = {"name": name}
+        self._admit: Callable[[dict[str, Any]], str | None] | None = None
+        self._on_hello: Callable[[dict[str, Any]], None] | None = None
+        self._admitted: set[str] = set()
 
-    async def start(self, handler: Handler) -> None:
+    async def start(
+        self,
+        handler: Handler,
+        *,
+        hello: Mapping[str, Any] | None = None,
+        admit: Callable[[dict[str, Any]], str | None] | None = None,
+        on_hello: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """As TcpTransport.start; a peer's hello is judged on its first request."""
         self._handler = handler
+        self.hello = {**(hello or {}), "name": self.name}
+        self._admit = admit
+        self._on_hello = on_hello
         self._loop = asyncio.get_running_loop()
         self.network.attach(self)
 
@@ -196,6 +211,14 @@ class SimTransport:
     def _on_request(self, source: SimTransport, data: bytes) -> None:
         rid, message = _unpack(data)
         assert self._handler is not None
+        if source.name not in self._admitted:
+            refusal = None if self._admit is None else self._admit(source.hello)
+            if refusal is not None:
+                self._reply(source, rid, False, f"refused: {refusal}")
+                return
+            self._admitted.add(source.name)
+            if self._on_hello is not None:
+                self._on_hello(source.hello)
         try:
             result = self._handler(source.name, message)
         except Exception as exc:

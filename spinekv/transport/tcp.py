@@ -9,7 +9,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import msgpack
@@ -169,6 +169,15 @@ class _Connection(asyncio.Protocol):
         raise NotImplementedError
 
 
+def _read_hello(body: Any) -> dict[str, Any] | None:
+    """A hello as a map with a string "name"; a bare name is a peer that states nothing else."""
+    if isinstance(body, str):
+        return {"name": body}
+    if isinstance(body, dict) and isinstance(body.get("name"), str):
+        return body
+    return None
+
+
 def _preview(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
@@ -202,6 +211,12 @@ class _Outbound(_Connection):
             # None: the request timed out or was cancelled; a late reply is simply dropped.
             if fut is not None and not fut.done():
                 fut.set_result(body)
+            return None
+        if kind == KIND_ERROR and rid == 0:
+            # Request ids start at 1: an error for id 0 is the peer refusing our hello.
+            reason = body if isinstance(body, str) else repr(body)
+            log.warning("%s refused us: %s", self.peer, reason)
+            self.drop(f"peer {self.peer} refused the connection: {reason}", mark_down=True)
             return None
         if kind == KIND_ERROR:
             fut = self.pending.pop(rid, None)
@@ -264,9 +279,20 @@ class _Inbound(_Connection):
         if kind == KIND_HELLO:
             if self.source is not None:
                 return "second hello"
-            if not isinstance(body, str):
-                return f"hello with a non-string name {_preview(body)}"
-            self.source = body
+            hello = _read_hello(body)
+            if hello is None:
+                return f"hello without a name {_preview(body)}"
+            owner = self.owner
+            refusal = None if owner._admit is None else owner._admit(hello)
+            if refusal is not None:
+                # Said to the peer (so its operator sees why), then the link is closed.
+                reply = owner._packer.pack([KIND_ERROR, 0, refusal])
+                self.send(_pack_header(len(reply)) + reply)
+                return f"refused {hello['name']}: {refusal}"
+            self.source = hello["name"]
+            owner.hellos[hello["name"]] = hello
+            if owner._on_hello is not None:
+                owner._on_hello(hello)
             return None
         return f"unexpected frame kind {kind} from the dialling side"
 
@@ -402,8 +428,11 @@ class TcpTransport:
         self._packer = msgpack.Packer(use_bin_type=True)
         self._ids = itertools.count(1)
         self._closed = False
-        hello = self._packer.pack([KIND_HELLO, 0, name])
-        self._hello = _pack_header(len(hello)) + hello
+        self._admit: Callable[[dict[str, Any]], str | None] | None = None
+        self._on_hello: Callable[[dict[str, Any]], None] | None = None
+        # The hello each peer that dialled us sent, by name (its protocol version, address...).
+        self.hellos: dict[str, dict[str, Any]] = {}
+        self._set_hello({})
         self.update_peers(peers)
 
     # -- membership -----------------------------------------------------------------------
@@ -437,13 +466,32 @@ class TcpTransport:
 
     # -- serving ----------------------------------------------------------------------------
 
-    async def start(self, handler: Handler) -> None:
-        """Listen on (host, port) and answer every peer request with `handler`."""
+    def _set_hello(self, extra: Mapping[str, Any]) -> None:
+        hello = self._packer.pack([KIND_HELLO, 0, {**extra, "name": self.name}])
+        self._hello = _pack_header(len(hello)) + hello
+
+    async def start(
+        self,
+        handler: Handler,
+        *,
+        hello: Mapping[str, Any] | None = None,
+        admit: Callable[[dict[str, Any]], str | None] | None = None,
+        on_hello: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Listen on (host, port) and answer every peer request with `handler`.
+
+        `hello` adds fields to the hello this node sends first on every link it
+        dials; `admit` judges each peer's hello (a reason string refuses the link
+        before any request); `on_hello` hears each admitted one.
+        """
         if self._closed:
             raise RuntimeError("transport is closed")
         if self._server is not None:
             raise RuntimeError("transport already started")
         self._handler = handler
+        self._set_hello(hello or {})
+        self._admit = admit
+        self._on_hello = on_hello
         self._loop = asyncio.get_running_loop()
         self._server = await self._loop.create_server(
             lambda: _Inbound(self), self.host, self.port, reuse_address=True

@@ -14,9 +14,9 @@ from typing import Any
 from spinekv import object as riak_object
 from spinekv.config import BucketProps, ClusterConfig, parse_config
 from spinekv.node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
-from spinekv.node.node import Node
 from spinekv.object import Content
 from spinekv.quorum import Failed, Found, NotFound
+from spinekv.server import Node
 from spinekv.transport.sim import LinkFaults, SimNetwork, SimTransport
 
 from .storage import DurableStore, SimBackend

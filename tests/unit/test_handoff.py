@@ -6,6 +6,7 @@ import random
 
 from spinekv import ringstate
 from spinekv.clock import SystemClock
+from spinekv.node import messages
 from spinekv.node.handoff import Handoff
 from spinekv.node.vnode import Vnodes
 from spinekv.storage.memory import MemoryBackend
@@ -39,8 +40,9 @@ class RecordingTransport:
         self.on_batch = None
 
     async def request(self, peer, message, timeout):
-        op, partition, batch, _ring = message
-        assert (op, peer) == ("handoff", "owner")
+        sent = messages.decode(message)
+        assert isinstance(sent, messages.HandoffBatch) and peer == "owner"
+        partition, batch = sent.partition, sent.items
         if self.fail_after is not None and self.batches >= self.fail_after:
             raise Unreachable("owner went away")
         self.batches += 1
@@ -53,7 +55,9 @@ class RecordingTransport:
 
 def make(backend, transport, batch=2):
     vnodes = Vnodes("fallback", backend, random.Random(1))
-    return Handoff("fallback", FakeMembership(), vnodes, transport, batch_objects=batch)
+    return Handoff(
+        "fallback", FakeMembership(), vnodes, transport, lambda t, b: True, batch_objects=batch
+    )
 
 
 async def test_a_write_during_transfer_is_kept_and_sent_next_round():

@@ -7,7 +7,7 @@ import random
 from spinekv import object as riak_object
 from spinekv.node.vnode import Vnodes
 from spinekv.object import Content
-from spinekv.storage.base import object_key
+from spinekv.storage.keys import object_key
 from spinekv.storage.memory import MemoryBackend
 
 KEY = object_key(b"sets", b"b", b"k")
@@ -24,7 +24,7 @@ def values(obj) -> set[bytes]:
 def test_after_handing_off_its_copy_a_vnode_writes_under_a_fresh_actor():
     vnodes = Vnodes("n2", MemoryBackend(), random.Random(1))
     first = write(vnodes, b"one")  # as a fallback; then handed to the owner and deleted here
-    vnodes.forget(3, [(KEY, vnodes.backend.get(3, KEY))])
+    vnodes.forget(3, [(KEY, vnodes.get_raw(3, KEY))])
     assert vnodes.get(3, KEY) is None
     second = write(vnodes, b"two")  # a blind write (empty context), concurrent with "one"
     assert riak_object.context(first).keys().isdisjoint(riak_object.context(second))
