@@ -46,6 +46,20 @@ def _section(
     return section
 
 
+def _full_url(resource_id: str) -> str:
+    return f"urn:uuid:{resource_id}"
+
+
+def _snomed(code: str, display: str) -> dict:
+    return {"coding": [{"system": SNOMED, "code": code, "display": display}]}
+
+
+def _entry(scr_id: str, kind: str, index: int, fields: dict) -> dict:
+    """The `index`th entry of this `kind`, with its id derived from the SCR id."""
+    rid = derived_id(scr_id, kind, str(index))
+    return {"fullUrl": _full_url(rid), "resource": {"resourceType": kind, "id": rid, **fields}}
+
+
 def build_document(
     nhs: str,
     scr_id: str,
@@ -64,51 +78,42 @@ def build_document(
     patient_id = derived_id(scr_id, "Patient")
     author_id = derived_id(scr_id, "Practitioner")
 
-    def full_url(resource_id: str) -> str:
-        return f"urn:uuid:{resource_id}"
-
-    allergy_entries = []
-    for i, (code, display) in enumerate(allergies):
-        rid = derived_id(scr_id, "AllergyIntolerance", str(i))
-        allergy_entries.append(
+    allergy_entries = [
+        _entry(
+            scr_id,
+            "AllergyIntolerance",
+            i,
             {
-                "fullUrl": full_url(rid),
-                "resource": {
-                    "resourceType": "AllergyIntolerance",
-                    "id": rid,
-                    "clinicalStatus": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/"
-                                "allergyintolerance-clinical",
-                                "code": "active",
-                            }
-                        ]
-                    },
-                    "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
-                    "patient": {"reference": full_url(patient_id)},
-                    "recordedDate": when,
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/"
+                            "allergyintolerance-clinical",
+                            "code": "active",
+                        }
+                    ]
                 },
-            }
+                "code": _snomed(code, display),
+                "patient": {"reference": _full_url(patient_id)},
+                "recordedDate": when,
+            },
         )
-    medication_entries = []
-    for i, (code, display) in enumerate(medications):
-        rid = derived_id(scr_id, "MedicationStatement", str(i))
-        medication_entries.append(
+        for i, (code, display) in enumerate(allergies)
+    ]
+    medication_entries = [
+        _entry(
+            scr_id,
+            "MedicationStatement",
+            i,
             {
-                "fullUrl": full_url(rid),
-                "resource": {
-                    "resourceType": "MedicationStatement",
-                    "id": rid,
-                    "status": "active",
-                    "medicationCodeableConcept": {
-                        "coding": [{"system": SNOMED, "code": code, "display": display}]
-                    },
-                    "subject": {"reference": full_url(patient_id)},
-                    "dateAsserted": when,
-                },
-            }
+                "status": "active",
+                "medicationCodeableConcept": _snomed(code, display),
+                "subject": {"reference": _full_url(patient_id)},
+                "dateAsserted": when,
+            },
         )
+        for i, (code, display) in enumerate(medications)
+    ]
     composition = {
         "resourceType": "Composition",
         "id": scr_id,
@@ -123,9 +128,9 @@ def build_document(
                 ]
             }
         ],
-        "subject": {"reference": full_url(patient_id)},
+        "subject": {"reference": _full_url(patient_id)},
         "date": when,
-        "author": [{"reference": full_url(author_id), "display": author}],
+        "author": [{"reference": _full_url(author_id), "display": author}],
         "title": SCR_TYPE_DISPLAY,
         "section": [
             _section(
@@ -151,9 +156,9 @@ def build_document(
         "type": "document",
         "timestamp": when,
         "entry": [
-            {"fullUrl": full_url(scr_id), "resource": composition},
+            {"fullUrl": _full_url(scr_id), "resource": composition},
             {
-                "fullUrl": full_url(patient_id),
+                "fullUrl": _full_url(patient_id),
                 "resource": {
                     "resourceType": "Patient",
                     "id": patient_id,
@@ -161,7 +166,7 @@ def build_document(
                 },
             },
             {
-                "fullUrl": full_url(author_id),
+                "fullUrl": _full_url(author_id),
                 "resource": {
                     "resourceType": "Practitioner",
                     "id": author_id,
