@@ -60,6 +60,31 @@ def _entry(scr_id: str, kind: str, index: int, fields: dict) -> dict:
     return {"fullUrl": _full_url(rid), "resource": {"resourceType": kind, "id": rid, **fields}}
 
 
+def _allergy(code: str, display: str, patient_url: str, when: str) -> dict:
+    return {
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": _snomed(code, display),
+        "patient": {"reference": patient_url},
+        "recordedDate": when,
+    }
+
+
+def _medication(code: str, display: str, patient_url: str, when: str) -> dict:
+    return {
+        "status": "active",
+        "medicationCodeableConcept": _snomed(code, display),
+        "subject": {"reference": patient_url},
+        "dateAsserted": when,
+    }
+
+
 def build_document(
     nhs: str,
     scr_id: str,
@@ -78,40 +103,13 @@ def build_document(
     patient_id = derived_id(scr_id, "Patient")
     author_id = derived_id(scr_id, "Practitioner")
 
+    patient_url = _full_url(patient_id)
     allergy_entries = [
-        _entry(
-            scr_id,
-            "AllergyIntolerance",
-            i,
-            {
-                "clinicalStatus": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/"
-                            "allergyintolerance-clinical",
-                            "code": "active",
-                        }
-                    ]
-                },
-                "code": _snomed(code, display),
-                "patient": {"reference": _full_url(patient_id)},
-                "recordedDate": when,
-            },
-        )
+        _entry(scr_id, "AllergyIntolerance", i, _allergy(code, display, patient_url, when))
         for i, (code, display) in enumerate(allergies)
     ]
     medication_entries = [
-        _entry(
-            scr_id,
-            "MedicationStatement",
-            i,
-            {
-                "status": "active",
-                "medicationCodeableConcept": _snomed(code, display),
-                "subject": {"reference": _full_url(patient_id)},
-                "dateAsserted": when,
-            },
-        )
+        _entry(scr_id, "MedicationStatement", i, _medication(code, display, patient_url, when))
         for i, (code, display) in enumerate(medications)
     ]
     composition = {
@@ -128,7 +126,7 @@ def build_document(
                 ]
             }
         ],
-        "subject": {"reference": _full_url(patient_id)},
+        "subject": {"reference": patient_url},
         "date": when,
         "author": [{"reference": _full_url(author_id), "display": author}],
         "title": SCR_TYPE_DISPLAY,
@@ -158,7 +156,7 @@ def build_document(
         "entry": [
             {"fullUrl": _full_url(scr_id), "resource": composition},
             {
-                "fullUrl": _full_url(patient_id),
+                "fullUrl": patient_url,
                 "resource": {
                     "resourceType": "Patient",
                     "id": patient_id,
