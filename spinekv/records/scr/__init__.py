@@ -12,9 +12,8 @@ DocumentReferenceBundle.json, GetScrBundle.json, SetPermission.json, AuditEvent.
   discontinued-medications section is only "No relevant information available").
 - The GET /Bundle answer is, as in the real API, a searchset Bundle holding the document's
   entries (Composition first), not the document Bundle itself.
-- A patient's state (bucket `scrstate`) is {current: {id, at_us}, permission: {code, at_us, by}};
-  concurrent writes leave siblings, and `merge_state` keeps per field the greatest
-  (at_us, ...) tuple — a join, so merging is commutative, associative and idempotent.
+- A patient's state (bucket `scrstate`) holds the current SCR and the consent decision; its
+  siblings merge as a join (state.py).
 
 Modules: codes (code systems and codes), ids (SCR ids and the ids derived from them), checks
 (refusals that name a JSON path), codec (canonical JSON), upload (validating an upload), builder
