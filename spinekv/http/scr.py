@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..records import scr
-from ..records.scrservice import Reader, ScrService
+from ..records.scr.answers import document_reference, read_url
+from ..records.scr.permission import permission_parameters
+from ..records.scr.service import Reader, ScrService
 from .records import Caller, RecordServices, fhir_json, read_json, records_route
+from .scr_params import (
+    EMERGENCY_REASON_HEADER,
+    emergency_reason,
+    find_params,
+    patient_param,
+    read_params,
+)
 
 BASE = "/summary-care-record/FHIR/R4"
 
@@ -36,30 +44,30 @@ class ScrRoutes:
     @records_route("scr.write", write=True)
     async def upload(self, request: web.Request, caller: Caller) -> web.Response:
         done = await self.scr.upload(await read_json(request))
-        reference = scr.document_reference(
+        reference = document_reference(
             done.nhs, done.scr_id, done.at_us, done.permission, _base_url(request)
         )
-        location = scr.read_url(BASE, done.nhs, done.scr_id)
+        location = read_url(BASE, done.nhs, done.scr_id)
         return fhir_json(reference, 201, {"Location": location})
 
     @records_route("scr.read")
     async def find(self, request: web.Request, caller: Caller) -> web.Response:
-        nhs = scr.find_params(_params(request))
+        nhs = find_params(_params(request))
         return fhir_json(await self.scr.find(nhs, _base_url(request)))
 
     @records_route("scr.read")
     async def read(self, request: web.Request, caller: Caller) -> web.Response:
-        reason = scr.emergency_reason(request.headers.get(scr.EMERGENCY_REASON_HEADER))
-        scr_id, nhs = scr.read_params(_params(request))
+        reason = emergency_reason(request.headers.get(EMERGENCY_REASON_HEADER))
+        scr_id, nhs = read_params(_params(request))
         reader = Reader(caller.name, caller.role, caller.request_id, reason)
         return fhir_json(await self.scr.read(scr_id, nhs, reader))
 
     @records_route("scr.consent", write=True)
     async def set_permission(self, request: web.Request, caller: Caller) -> web.Response:
         done = await self.scr.set_permission(await read_json(request), caller.name)
-        return fhir_json(scr.permission_parameters(done.nhs, done.code), 201)
+        return fhir_json(permission_parameters(done.nhs, done.code), 201)
 
     @records_route("audit.read")
     async def audit(self, request: web.Request, caller: Caller) -> web.Response:
-        nhs = scr.patient_param(_params(request))
+        nhs = patient_param(_params(request))
         return fhir_json(await self.scr.audit_trail(nhs, _base_url(request)))

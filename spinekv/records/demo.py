@@ -13,7 +13,7 @@ import nhs_number
 
 from .outcome import NHS_NUMBER_SYSTEM
 from .patient import ODS_SYSTEM
-from .scr import build_document
+from .scr.builder import build_document
 
 # NHS numbers starting 999 are never issued to real people, so demo data cannot name anyone.
 _FIRST_PREFIX = 999_000_000

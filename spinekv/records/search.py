@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jellyfish
@@ -52,7 +52,6 @@ class Criteria:
     fuzzy: bool = False
     exact: bool = False
     max_results: int = 1
-    supplied: tuple[str, ...] = field(default=())
 
 
 def _bad(text: str) -> RecordError:
@@ -130,7 +129,6 @@ def parse(query: Mapping[str, str], getall: Any, today: dt.date) -> Criteria:
         fuzzy=fuzzy,
         exact=exact,
         max_results=int(raw_max),
-        supplied=tuple(p for p in PARAMS if p in query and not p.startswith("_")),
     )
 
 

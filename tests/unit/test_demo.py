@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from spinekv import cli_records
 from spinekv.records import demo, nhs
 from spinekv.records.patient import soundex, validate
-from spinekv.records.scr import validate_document
+from spinekv.records.scr.upload import validate_document
 from tests.records_support import PDS, SCR, TOKENS, USERS_TOML
 from tests.support import write_cluster_toml
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from spinekv.records import scr
+from spinekv.records.scr.builder import build_document
+from spinekv.records.scr.codes import PERMISSION_SYSTEM, SCR_ID_SYSTEM
 from spinekv.ring import primaries
 from tests.records_support import NHS_SYSTEM, PDS, SCR, RecordClient, patient
 
@@ -20,7 +21,7 @@ async def new_patient(api: RecordClient, nhs: str) -> str:
 
 
 def document(nhs: str, scr_id: str, *, author: str = "Dr Jane Jones") -> dict:
-    return scr.build_document(
+    return build_document(
         nhs,
         scr_id,
         allergies=[("91936005", "Allergy to penicillin")],
@@ -55,7 +56,7 @@ def permission(nhs: str, code: str) -> dict:
                     {"name": "nhsNumber", "valueString": nhs},
                     {
                         "name": "permissionCode",
-                        "valueCoding": {"system": scr.PERMISSION_SYSTEM, "code": code},
+                        "valueCoding": {"system": PERMISSION_SYSTEM, "code": code},
                     },
                 ],
             }
@@ -215,7 +216,7 @@ async def test_every_read_is_audited_and_only_admins_list_the_trail(api, records
     for event in events:
         whats = [entity["what"]["identifier"] for entity in event["entity"]]
         assert {"system": NHS_SYSTEM, "value": nhs} in whats
-        assert {"system": scr.SCR_ID_SYSTEM, "value": scr_id} in whats
+        assert {"system": SCR_ID_SYSTEM, "value": scr_id} in whats
         assert event["recorded"]
     assert "purposeOfEvent" not in events[0]
     assert events[1]["purposeOfEvent"][0]["text"] == "unconscious in A&E"

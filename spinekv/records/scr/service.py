@@ -1,6 +1,6 @@
 """Summary Care Record service: upload, find, read (audited), consent and the audit trail.
 
-Decisions (the pure rules are in scr.py):
+Decisions (the pure rules are in the modules beside this one):
 - Upload needs the patient in `patients` (404 RESOURCE_NOT_FOUND) and refuses with 403
   FORBIDDEN_UPDATE when the patient's permission is No: the caller may write SCRs, it is this
   patient's dissent that forbids the update, so ACCESS_DENIED stays the answer about the
@@ -21,10 +21,23 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from . import scr
-from .outcome import RecordError, iso_instant
-from .pds import Demographics
-from .store import RecordStore
+from ..outcome import RecordError, iso_instant
+from ..pds import Demographics
+from ..store import RecordStore
+from .answers import document_reference_bundle, scr_bundle, searchset
+from .audit import audit_bundle, audit_event, encode_audit
+from .permission import PermissionRequest, parse_set_permission
+from .state import (
+    decode_state,
+    empty_state,
+    encode_state,
+    merge_state,
+    permission_code,
+    with_current,
+    with_permission,
+)
+from .stored import encode_stored, pick_stored, same_upload
+from .upload import validate_document
 
 SCR_BUCKET = "scr"
 STATE_BUCKET = "scrstate"
@@ -45,11 +58,12 @@ class Reader:
 
 @dataclass(frozen=True, slots=True)
 class Uploaded:
+    """What an upload left current: the SCR, its patient, when it was stored, the consent code."""
+
     scr_id: str
     nhs: str
     at_us: int
     permission: str | None
-    created: bool  # False: the same document was already stored under this id
 
 
 class ScrService:
@@ -63,8 +77,8 @@ class ScrService:
         """The patient's merged consent/pointer state and the context covering its siblings."""
         fetched = await self.store.get(STATE_BUCKET, nhs)
         if fetched is None:
-            return scr.empty_state(), {}
-        return scr.merge_state(scr.decode_state(v) for v in fetched.values), fetched.context
+            return empty_state(), {}
+        return merge_state(decode_state(v) for v in fetched.values), fetched.context
 
     async def state(self, nhs: str) -> dict:
         return (await self._state(nhs))[0]
@@ -76,18 +90,18 @@ class ScrService:
     # ------------------------------------------------------------ upload
 
     async def upload(self, body: object) -> Uploaded:
-        upload = scr.validate_document(body)
+        upload = validate_document(body)
         await self._require_patient(upload.nhs)
         state, context = await self._state(upload.nhs)
-        if scr.permission_code(state) == "No":
+        if permission_code(state) == "No":
             raise RecordError(
                 "FORBIDDEN_UPDATE",
                 f"patient {upload.nhs} has dissented from sharing a Summary Care Record "
                 "(permission No); no SCR may be uploaded",
             )
         existing = await self.store.get(SCR_BUCKET, upload.scr_id)
-        stored = None if existing is None else scr.pick_stored(existing.values)
-        if stored is not None and not scr.same_upload(stored, upload):
+        stored = None if existing is None else pick_stored(existing.values)
+        if stored is not None and not same_upload(stored, upload):
             raise RecordError(
                 "INVALID_VALUE",
                 f"Composition.identifier {upload.scr_id} was already uploaded with different "
@@ -98,7 +112,7 @@ class ScrService:
             await self.store.put(
                 SCR_BUCKET,
                 upload.scr_id,
-                scr.encode_stored(upload, at_us),
+                encode_stored(upload, at_us),
                 {} if existing is None else existing.context,
                 [("nhs_bin", upload.nhs)],
             )
@@ -106,18 +120,16 @@ class ScrService:
             # A retry of an upload whose pointer write may have failed: point at it with its
             # original time, so a newer SCR uploaded since stays current.
             at_us = stored["stored_us"]
-        after = scr.with_current(state, upload.scr_id, at_us)
+        after = with_current(state, upload.scr_id, at_us)
         if after != state:
-            await self.store.put(STATE_BUCKET, upload.nhs, scr.encode_state(after), context)
-        return Uploaded(
-            upload.scr_id, upload.nhs, at_us, scr.permission_code(after), stored is None
-        )
+            await self.store.put(STATE_BUCKET, upload.nhs, encode_state(after), context)
+        return Uploaded(upload.scr_id, upload.nhs, at_us, permission_code(after))
 
     # ------------------------------------------------------------ find and read
 
     @staticmethod
     def _refuse_dissent(nhs: str, state: dict) -> None:
-        if scr.permission_code(state) == "No":
+        if permission_code(state) == "No":
             raise RecordError(
                 "ACCESS_DENIED",
                 f"patient {nhs} has dissented from sharing their Summary Care Record "
@@ -128,7 +140,7 @@ class ScrService:
         """GET /DocumentReference: the current SCR's DocumentReference in a searchset."""
         state = await self.state(nhs)
         self._refuse_dissent(nhs, state)
-        return scr.document_reference_bundle(self.store.new_id(), nhs, state, base_url)
+        return document_reference_bundle(self.store.new_id(), nhs, state, base_url)
 
     async def read(self, scr_id: str, nhs: str, reader: Reader) -> dict:
         """GET /Bundle: the current SCR as a searchset, after its read is audited."""
@@ -136,18 +148,18 @@ class ScrService:
         self._refuse_dissent(nhs, state)
         current = state["current"]
         if current is None or current["id"] != scr_id:
-            return scr.searchset(self.store.new_id(), [])
+            return searchset(self.store.new_id(), [])
         fetched = await self.store.get(SCR_BUCKET, scr_id)
-        stored = None if fetched is None else scr.pick_stored(fetched.values)
+        stored = None if fetched is None else pick_stored(fetched.values)
         if stored is None or stored["nhs"] != nhs:
-            return scr.searchset(self.store.new_id(), [])
+            return searchset(self.store.new_id(), [])
         await self._audit(nhs, scr_id, reader)
-        return scr.scr_bundle(self.store.new_id(), stored, iso_instant(self.store.now_us()))
+        return scr_bundle(self.store.new_id(), stored, iso_instant(self.store.now_us()))
 
     async def _audit(self, nhs: str, scr_id: str, reader: Reader) -> None:
         event_id = self.store.new_id()
         recorded_us = self.store.now_us()
-        event = scr.audit_event(
+        event = audit_event(
             event_id,
             user=reader.name,
             role=reader.role,
@@ -161,7 +173,7 @@ class ScrService:
             await self.store.put(
                 AUDIT_BUCKET,
                 event_id,
-                scr.encode_audit(event, recorded_us),
+                encode_audit(event, recorded_us),
                 {},
                 [("patient_bin", nhs), ("recorded_int", recorded_us)],
             )
@@ -174,12 +186,12 @@ class ScrService:
 
     # ------------------------------------------------------------ consent
 
-    async def set_permission(self, body: object, by: str) -> scr.PermissionRequest:
-        wanted = scr.parse_set_permission(body)
+    async def set_permission(self, body: object, by: str) -> PermissionRequest:
+        wanted = parse_set_permission(body)
         await self._require_patient(wanted.nhs)
         state, context = await self._state(wanted.nhs)
-        after = scr.with_permission(state, wanted.code, self.store.now_us(), by)
-        await self.store.put(STATE_BUCKET, wanted.nhs, scr.encode_state(after), context)
+        after = with_permission(state, wanted.code, self.store.now_us(), by)
+        await self.store.put(STATE_BUCKET, wanted.nhs, encode_state(after), context)
         return wanted
 
     # ------------------------------------------------------------ audit trail
@@ -196,4 +208,4 @@ class ScrService:
 
         found = await asyncio.gather(*(fetch(k) for k in keys))
         values = [v for vs in found for v in vs]
-        return scr.audit_bundle(self.store.new_id(), values, base_url)
+        return audit_bundle(self.store.new_id(), values, base_url)
