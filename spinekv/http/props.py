@@ -16,10 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..config import ClusterConfig, PropsError
+from ..config import ClusterConfig
 from ..node import buckets
 from ..node.buckets import BucketMeta, BucketTypeError
 from ..node.membership import Membership
+from ..props import PropsError
 from .riakheaders import RequestError, path_names
 
 FORMAT = '{"props":{...bucket properties...}}'

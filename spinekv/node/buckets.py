@@ -33,7 +33,8 @@ from typing import Any
 
 import msgpack
 
-from ..config import BucketProps, ClusterConfig, PropsError, coerce_props, props_problems
+from ..config import ClusterConfig
+from ..props import BucketProps, PropsError, coerce_props, props_problems
 
 TYPE = "type"
 SEEN = "seen"

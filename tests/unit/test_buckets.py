@@ -7,9 +7,10 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from spinekv.config import BucketProps, ConfigError, PropsError, parse_config
+from spinekv.config import ConfigError, parse_config
 from spinekv.node import buckets
 from spinekv.node.buckets import BucketMeta, BucketTypeError, Resolver
+from spinekv.props import BucketProps, PropsError
 
 MEMBERS = ["n1", "n2", "n3"]
 NOW = 1_000_000
