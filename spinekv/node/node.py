@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..buckets import Resolver
 from ..clock import Clock, SystemClock
 from ..config import ClusterConfig, load_config
 from ..http.admin import AdminHandlers
@@ -31,7 +32,6 @@ from ..storage.base import Backend, StorageError
 from ..storage.leveldb import LevelDBBackend
 from ..transport.base import Transport
 from ..transport.tcp import TcpTransport
-from .buckets import Resolver
 from .coordinator import Coordinator
 from .handoff import Handoff
 from .membership import Membership
