@@ -31,7 +31,8 @@ from functools import cached_property
 
 import msgpack
 
-from .ring import Ring, claim, ring_violations
+from .claim import claim
+from .ring import Ring, ring_violations
 
 JOINING = "joining"
 VALID = "valid"
