@@ -38,7 +38,6 @@ JOINING = "joining"
 VALID = "valid"
 LEAVING = "leaving"
 EXITING = "exiting"
-STATUSES = (JOINING, VALID, LEAVING, EXITING)
 
 JOIN = "join"
 LEAVE = "leave"
