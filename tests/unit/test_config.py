@@ -91,35 +91,47 @@ member = false
     assert config.nodes[0].host == "127.0.0.2" and config.nodes[0].member is False
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("[cluster]\nring_szie = 32\n", "unknown key cluster.ring_szie (did you mean ring_size?)"),
-        ("[cluster]\nnval = 2\n", "unknown key cluster.nval (did you mean n_val?)"),
-        (
-            "[bucket_defualts]\nr = 1\n",
-            "unknown key bucket_defualts (did you mean bucket_defaults?)",
-        ),
-        (
-            "[records]\nbucket_typ = 'x'\n",
-            "unknown key records.bucket_typ (did you mean bucket_type?)",
-        ),
-        (
-            "[[user]]\nname = 'u'\nrole = 'admin'\ntokn = 't'\n",
-            "unknown key user[0].tokn (did you mean token?); user[0].token is required",
-        ),
-        (
-            "[bucket_defaults]\nallow_mutl = true\n",
-            "unknown bucket property bucket_defaults.allow_mutl (did you mean allow_mult?)",
-        ),
-        (
-            "[bucket_types.sets]\nnval = 2\n",
-            "unknown bucket property bucket_types.sets.nval (did you mean n_val?)",
-        ),
-        ("zones = 3\n", "unknown key zones (expected one of cluster, bucket_defaults, "),
-    ],
-)
-def test_unknown_keys_are_refused_naming_the_nearest_valid_key(tmp_path, text, message):
+# Each mistake with the start of its refusal, after the file's path.
+MISSPELT = [
+    ("[cluster]\nring_szie = 32\n", "unknown key cluster.ring_szie (did you mean ring_size?)"),
+    ("[cluster]\nnval = 2\n", "unknown key cluster.nval (did you mean n_val?)"),
+    (
+        "[bucket_defualts]\nr = 1\n",
+        "unknown key bucket_defualts (did you mean bucket_defaults?)",
+    ),
+    (
+        "[records]\nbucket_typ = 'x'\n",
+        "unknown key records.bucket_typ (did you mean bucket_type?)",
+    ),
+    (
+        "[[user]]\nname = 'u'\nrole = 'admin'\ntokn = 't'\n",
+        "unknown key user[0].tokn (did you mean token?); user[0].token is required",
+    ),
+    (
+        "[bucket_defaults]\nallow_mutl = true\n",
+        "unknown bucket property bucket_defaults.allow_mutl (did you mean allow_mult?)",
+    ),
+    (
+        "[bucket_types.sets]\nnval = 2\n",
+        "unknown bucket property bucket_types.sets.nval (did you mean n_val?)",
+    ),
+    ("zones = 3\n", "unknown key zones (expected one of cluster, bucket_defaults, "),
+]
+WRONG_TYPES = [
+    ("[cluster]\nring_size = '64'\n", "cluster.ring_size must be an integer"),
+    ("[cluster]\nn_val = true\n", "cluster.n_val must be an integer"),
+    ("[cluster]\nname = 5\n", "cluster.name must be a string"),
+    ("cluster = 5\n", "cluster must be a table"),
+    ("[bucket_types]\nsets = 5\n", "bucket_types.sets must be a table"),
+    ("[records]\nnhs_number_range = ['9990000000', 9]\n", "records.nhs_number_range[1]"),
+    ("[user]\nname = 'u'\n", "user must be an array of [[user]] tables"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MISSPELT + WRONG_TYPES)
+def test_mistakes_are_refused_naming_the_file_the_key_and_the_nearest_valid_one(
+    tmp_path, text, message
+):
     path = write(tmp_path, text + NODES)
     assert refusal(path).startswith(f"{path}: {message}")
 
@@ -135,23 +147,6 @@ def test_every_unknown_key_is_listed_at_once(tmp_path):
     message = refusal(write(tmp_path, "[cluster]\nring_szie = 32\nnval = 2\n" + NODES))
     assert "cluster.ring_szie (did you mean ring_size?)" in message
     assert "cluster.nval (did you mean n_val?)" in message
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("[cluster]\nring_size = '64'\n", "cluster.ring_size must be an integer"),
-        ("[cluster]\nn_val = true\n", "cluster.n_val must be an integer"),
-        ("[cluster]\nname = 5\n", "cluster.name must be a string"),
-        ("cluster = 5\n", "cluster must be a table"),
-        ("[bucket_types]\nsets = 5\n", "bucket_types.sets must be a table"),
-        ("[records]\nnhs_number_range = ['9990000000', 9]\n", "records.nhs_number_range[1]"),
-        ("[user]\nname = 'u'\n", "user must be an array of [[user]] tables"),
-    ],
-)
-def test_values_of_the_wrong_type_are_refused_naming_the_key(tmp_path, text, message):
-    path = write(tmp_path, text + NODES)
-    assert refusal(path).startswith(f"{path}: {message}")
 
 
 def test_a_nodes_member_flag_must_be_a_boolean(tmp_path):
