@@ -18,7 +18,7 @@ ROLES = ("clinical", "admin", "service")
 
 
 class ConfigError(ValueError):
-    """cluster.toml is missing, malformed or inconsistent."""
+    """The config file (cluster.toml or another) is missing, malformed or inconsistent."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class ClusterConfig:
 
 
 class _Table(BaseModel):
-    # TOML values already carry their types, so nothing is converted: "1" is not 1, nor 1 true.
+    # TOML values already carry their types, so nothing is converted: "1" is not 1, nor is 1 true.
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
