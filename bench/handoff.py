@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from load import DEFAULT_BUCKET, _one, _session, key_name, preload
 from run import Cluster
 
+from spinekv.claim import claim
 from spinekv.config import ClusterConfig, load_config
 from spinekv.localcluster import node_pid
-from spinekv.ring import claim, primaries
+from spinekv.ring import primaries
 
 ROOT = Path(__file__).resolve().parents[1]
 VICTIM = "n2"  # the node that dies and returns

@@ -31,13 +31,13 @@ from functools import cached_property
 
 import msgpack
 
-from .ring import Ring, claim, ring_violations
+from .claim import claim
+from .ring import Ring, ring_violations
 
 JOINING = "joining"
 VALID = "valid"
 LEAVING = "leaving"
 EXITING = "exiting"
-STATUSES = (JOINING, VALID, LEAVING, EXITING)
 
 JOIN = "join"
 LEAVE = "leave"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .buckets import Resolver
 from .clock import Clock, SystemClock
 from .config import ClusterConfig, load_config
 from .http.admin import AdminHandlers
@@ -33,7 +34,6 @@ from .http.scr import ScrRoutes
 from .http.service import ServiceHandlers, stats_middleware
 from .http.trace import TraceRoutes
 from .node import messages
-from .node.buckets import Resolver
 from .node.coordinator import Coordinator
 from .node.coverage import Coverage
 from .node.handoff import Handoff

@@ -37,10 +37,11 @@ from multidict import CIMultiDict
 
 from .. import counter
 from .. import object as riak_object
-from ..config import BucketProps, ClusterConfig
+from ..config import ClusterConfig
 from ..dvv import DVVSet
 from ..node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
 from ..object import CodecError, Content
+from ..props import BucketProps
 from ..quorum import Failed, Found, NotFound
 from . import params
 from .riakheaders import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ..config import QUORUM_NAMES, BucketProps
 from ..node.coordinator import GetOptions, PutOptions
+from ..props import QUORUM_NAMES, BucketProps
 from ..quorum import QuorumValueError, resolve
 from .riakheaders import RequestError, shown
 

@@ -16,10 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..config import ClusterConfig, PropsError
-from ..node import buckets
-from ..node.buckets import BucketMeta, BucketTypeError
+from .. import buckets
+from ..buckets import BucketMeta, BucketTypeError
+from ..config import ClusterConfig
 from ..node.membership import Membership
+from ..props import PropsError
 from .riakheaders import RequestError, path_names
 
 FORMAT = '{"props":{...bucket properties...}}'
@@ -113,9 +114,7 @@ class PropsHandlers:
         props = buckets.effective_props(self.config, meta, type_name, bucket)
         if props is None:
             return _refused(404, f"unknown bucket type {type_name!r}")
-        return web.json_response(
-            {"props": buckets.render_bucket(self.config, meta, type_name, bucket, props)}
-        )
+        return web.json_response({"props": buckets.render_bucket(meta, type_name, bucket, props)})
 
     @_guarded
     async def put_bucket(self, request: web.Request) -> web.StreamResponse:
@@ -141,9 +140,7 @@ class PropsHandlers:
         props = buckets.type_props(self.config, meta, type_name)
         if props is None:
             return _refused(404, f"unknown bucket type {type_name!r}")
-        return web.json_response(
-            {"props": buckets.render_type(self.config, meta, type_name, props)}
-        )
+        return web.json_response({"props": buckets.render_type(meta, type_name, props)})
 
     @_guarded
     async def put_type(self, request: web.Request) -> web.StreamResponse:
@@ -162,7 +159,7 @@ class PropsHandlers:
         props = buckets.type_props(self.config, meta, type_name, active_only=False)
         out: dict[str, Any] = {"name": type_name, "status": status, "active": status == "active"}
         if props is not None:
-            out["props"] = buckets.render_type(self.config, meta, type_name, props)
+            out["props"] = buckets.render_type(meta, type_name, props)
         if status in (buckets.CREATED, buckets.READY):
             out["unacknowledged"] = buckets.unacknowledged(meta, type_name, members)
         return out

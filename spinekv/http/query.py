@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .. import counter
 from .. import object as riak_object
-from ..config import BucketProps, ClusterConfig
+from ..config import ClusterConfig
 from ..index import (
     SPECIAL,
     IndexError_,
@@ -26,6 +26,7 @@ from ..index import (
 )
 from ..node.coordinator import BKey, Coordinator, PutOk
 from ..node.coverage import CoverageFailed
+from ..props import BucketProps
 from ..quorum import Failed, NotFound
 from . import params
 from .riakheaders import RequestError, path_names

@@ -19,8 +19,9 @@ from html import escape
 from aiohttp import web
 from aiohttp.web_urldispatcher import SystemRoute
 
-from ..config import BucketProps, ClusterConfig
+from ..config import ClusterConfig
 from ..node.coordinator import Coordinator
+from ..props import BucketProps
 from ..stats import NodeStats
 from .openapi import VERSION, document
 from .riakheaders import RequestError, riak_unquote

@@ -16,9 +16,9 @@ from functools import partial
 from typing import Any
 
 from .. import object as riak_object
-from ..config import BucketProps
 from ..dvv import DVVSet
 from ..object import Content
+from ..props import BucketProps
 from ..quorum import (
     CoordinateHere,
     Failed,

@@ -27,15 +27,14 @@ from collections.abc import Callable
 
 import msgpack
 
-from .. import ringstate
+from .. import buckets, ringstate
+from ..buckets import BucketMeta
 from ..clock import Clock, SystemClock
 from ..config import ClusterConfig
 from ..ring import PrefEntry, Ring, preference_list
 from ..ringstate import Plan, RingState
 from ..storage.base import Backend
 from ..transport.base import Transport, TransportError, Unreachable
-from . import buckets
-from .buckets import BucketMeta
 from .messages import Gossip, Ping
 from .vnode import VnodeContract
 

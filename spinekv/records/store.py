@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .. import object as riak_object
-from ..config import BucketProps
 from ..http.params import get_options, put_options
 from ..index import Query, merge_results
 from ..node.coordinator import BKey, Coordinator, PutOk
 from ..node.coverage import CoverageFailed
 from ..object import Content
+from ..props import BucketProps
 from ..quorum import Failed, Found, NotFound
 from .outcome import RecordError
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spinekv.config import PropsError, parse_config
-from spinekv.node import buckets
-from spinekv.node.buckets import BucketMeta, BucketTypeError
+from spinekv import buckets
+from spinekv.buckets import BucketMeta, BucketTypeError
+from spinekv.config import parse_config
+from spinekv.props import PropsError
 
 NODES = ["n1", "n2", "n3", "n4"]
 TYPES = ["default", "records", "t", "u"]

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from spinekv import object as riak_object
-from spinekv.config import BucketProps, ClusterConfig, parse_config
+from spinekv.config import ClusterConfig, parse_config
 from spinekv.node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
 from spinekv.object import Content
+from spinekv.props import BucketProps
 from spinekv.quorum import Failed, Found, NotFound
 from spinekv.server import Node
 from spinekv.transport.sim import LinkFaults, SimNetwork, SimTransport

@@ -7,9 +7,10 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from spinekv.config import BucketProps, ConfigError, PropsError, parse_config
-from spinekv.node import buckets
-from spinekv.node.buckets import BucketMeta, BucketTypeError, Resolver
+from spinekv import buckets
+from spinekv.buckets import BucketMeta, BucketTypeError, Resolver
+from spinekv.config import ConfigError, parse_config
+from spinekv.props import BucketProps, PropsError
 
 MEMBERS = ["n1", "n2", "n3"]
 NOW = 1_000_000
@@ -84,13 +85,13 @@ def test_a_type_update_reaches_buckets_that_do_not_override_the_prop():
 
 def test_rendered_props_are_riaks_shape():
     meta = set_props(active_type("t", {"n_val": 2}), "t", "b", {"precommit": [{"name": "hook"}]})
-    shown = buckets.render_bucket(CONFIG, meta, "t", "b", effective(meta, "t", "b"))
+    shown = buckets.render_bucket(meta, "t", "b", effective(meta, "t", "b"))
     assert shown["name"] == "b" and shown["bucket_type"] == "t"
     assert shown["active"] is True and shown["claimant"] == "n1"
     assert shown["n_val"] == 2 and shown["precommit"] == [{"name": "hook"}]
     assert shown["chash_keyfun"] == {"mod": "riak_core_util", "fun": "chash_std_keyfun"}
     assert "datatype" not in shown  # unset optional props are left out, as Riak does
-    default = buckets.render_bucket(CONFIG, meta, "default", "b", CONFIG.bucket_defaults)
+    default = buckets.render_bucket(meta, "default", "b", CONFIG.bucket_defaults)
     assert "bucket_type" not in default and "active" not in default
 
 

@@ -1,7 +1,8 @@
-"""cluster.toml parsing: the shipped file loads, and mistakes get a clear error."""
+"""cluster.toml parsing: the shipped file loads, and mistakes get a clear error naming the file."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 BASE = {"node": [{"name": "n1", "host": "127.0.0.1", "http_port": 1000, "peer_port": 1001}]}
 
+NODES = "".join(
+    f'[[node]]\nname = "n{i}"\nhttp_port = {1000 + 2 * i}\npeer_port = {1001 + 2 * i}\n'
+    for i in range(1, 4)
+)
+
+
+def write(folder: Path, text: str, name: str = "other.toml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return str(caught.value)
+
 
 def test_shipped_cluster_toml_has_five_members():
     config = load_config(ROOT / "cluster.toml")
@@ -21,6 +39,156 @@ def test_shipped_cluster_toml_has_five_members():
     assert config.bucket_type("records").allow_mult is True
     assert config.bucket_type("nope") is None
     assert config.root == ROOT
+    assert config.path == ROOT / "cluster.toml"
+    assert config.nodes_dir == ROOT / "nodes"
+
+
+def test_every_key_of_every_table_is_accepted(tmp_path):
+    path = write(
+        tmp_path,
+        """
+[cluster]
+name = "full"
+ring_size = 32
+n_val = 2
+request_timeout_ms = 2000
+max_object_size = 1024
+nodes_dir = "run"
+
+[bucket_defaults]
+r = 1
+allow_mult = false
+
+[bucket_types.maps]
+datatype = "map"
+
+[records]
+bucket_type = "maps"
+nhs_number_range = ["9990000000", "9990000099"]
+
+[[user]]
+name = "u"
+role = "admin"
+token = "secret"
+
+[[node]]
+name = "n1"
+host = "127.0.0.2"
+http_port = 1000
+peer_port = 1001
+member = false
+""",
+    )
+    config = load_config(path)
+    assert (config.name, config.ring_size, config.n_val) == ("full", 32, 2)
+    assert (config.request_timeout_ms, config.max_object_size) == (2000, 1024)
+    assert config.nodes_dir == tmp_path / "run"
+    assert config.bucket_defaults.r == 1 and config.bucket_defaults.n_val == 2
+    assert config.bucket_type("maps").datatype == "map"
+    assert config.records.bucket_type == "maps"
+    assert config.records.nhs_number_range == (9_990_000_000, 9_990_000_099)
+    assert config.user_by_token("secret").role == "admin"
+    assert config.nodes[0].host == "127.0.0.2" and config.nodes[0].member is False
+
+
+# Each mistake with the start of its refusal, after the file's path.
+MISSPELT = [
+    ("[cluster]\nring_szie = 32\n", "unknown key cluster.ring_szie (did you mean ring_size?)"),
+    ("[cluster]\nnval = 2\n", "unknown key cluster.nval (did you mean n_val?)"),
+    (
+        "[bucket_defualts]\nr = 1\n",
+        "unknown key bucket_defualts (did you mean bucket_defaults?)",
+    ),
+    (
+        "[records]\nbucket_typ = 'x'\n",
+        "unknown key records.bucket_typ (did you mean bucket_type?)",
+    ),
+    (
+        "[[user]]\nname = 'u'\nrole = 'admin'\ntokn = 't'\n",
+        "unknown key user[0].tokn (did you mean token?); user[0].token is required",
+    ),
+    (
+        "[bucket_defaults]\nallow_mutl = true\n",
+        "unknown bucket property bucket_defaults.allow_mutl (did you mean allow_mult?)",
+    ),
+    (
+        "[bucket_types.sets]\nnval = 2\n",
+        "unknown bucket property bucket_types.sets.nval (did you mean n_val?)",
+    ),
+    ("zones = 3\n", "unknown key zones (expected one of cluster, bucket_defaults, "),
+]
+WRONG_TYPES = [
+    ("[cluster]\nring_size = '64'\n", "cluster.ring_size must be an integer"),
+    ("[cluster]\nn_val = true\n", "cluster.n_val must be an integer"),
+    ("[cluster]\nname = 5\n", "cluster.name must be a string"),
+    ("cluster = 5\n", "cluster must be a table"),
+    ("[bucket_types]\nsets = 5\n", "bucket_types.sets must be a table"),
+    ("[records]\nnhs_number_range = ['9990000000', 9]\n", "records.nhs_number_range[1]"),
+    ("[user]\nname = 'u'\n", "user must be an array of [[user]] tables"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MISSPELT + WRONG_TYPES)
+def test_mistakes_are_refused_naming_the_file_the_key_and_the_nearest_valid_one(
+    tmp_path, text, message
+):
+    path = write(tmp_path, text + NODES)
+    assert refusal(path).startswith(f"{path}: {message}")
+
+
+def test_an_unknown_key_in_a_later_node_names_that_node(tmp_path):
+    text = NODES.replace('name = "n3"\n', 'name = "n3"\nhots = "10.0.0.3"\n')
+    assert refusal(write(tmp_path, text)) == (
+        f"{tmp_path / 'other.toml'}: unknown key node[2].hots (did you mean host?)"
+    )
+
+
+def test_every_unknown_key_is_listed_at_once(tmp_path):
+    message = refusal(write(tmp_path, "[cluster]\nring_szie = 32\nnval = 2\n" + NODES))
+    assert "cluster.ring_szie (did you mean ring_size?)" in message
+    assert "cluster.nval (did you mean n_val?)" in message
+
+
+def test_a_nodes_member_flag_must_be_a_boolean(tmp_path):
+    text = NODES.replace('name = "n2"\n', 'name = "n2"\nmember = "no"\n')
+    assert refusal(write(tmp_path, text)).endswith("node[1].member must be true or false")
+
+
+def test_every_refusal_names_the_file_it_was_read_from(tmp_path):
+    path = write(tmp_path, "[cluster]\nring_size = 48\n" + NODES, name="staging.toml")
+    assert refusal(path) == f"{path}: cluster.ring_size = 48: must be a power of two"
+    broken = write(tmp_path, "[cluster\n", name="broken.toml")
+    assert refusal(broken).startswith(f"{broken}: ")
+    assert refusal(tmp_path / "absent.toml") == f"{tmp_path / 'absent.toml'}: not found"
+
+
+def test_unknown_node_names_the_file(tmp_path):
+    config = load_config(write(tmp_path, NODES))
+    with pytest.raises(ConfigError, match=re.escape(f"no node named 'n9' in {config.path}")):
+        config.node("n9")
+
+
+def test_nodes_dir_defaults_to_nodes_beside_cluster_toml(tmp_path):
+    config = load_config(write(tmp_path, NODES, name="cluster.toml"))
+    assert config.path == tmp_path / "cluster.toml"
+    assert config.nodes_dir == tmp_path / "nodes"
+    assert config.node_dir("n1") == tmp_path / "nodes" / "n1"
+
+
+def test_another_file_gets_node_folders_of_its_own(tmp_path):
+    default = load_config(write(tmp_path, NODES, name="cluster.toml"))
+    other = load_config(write(tmp_path, NODES, name="other.toml"))
+    assert other.path == tmp_path / "other.toml"
+    assert other.nodes_dir == tmp_path / "nodes-other"
+    assert other.node_dir("n1") != default.node_dir("n1")
+
+
+def test_nodes_dir_is_relative_to_the_files_folder(tmp_path):
+    config = load_config(write(tmp_path, '[cluster]\nnodes_dir = "run/a"\n' + NODES))
+    assert config.nodes_dir == tmp_path / "run" / "a"
+    assert config.node_dir("n2") == tmp_path / "run" / "a" / "n2"
+    empty = write(tmp_path, '[cluster]\nnodes_dir = ""\n' + NODES, name="empty.toml")
+    assert refusal(empty).endswith("cluster.nodes_dir must be a folder name, not empty")
 
 
 @pytest.mark.parametrize(
@@ -36,7 +204,7 @@ def test_shipped_cluster_toml_has_five_members():
     ],
 )
 def test_bad_config_is_rejected_with_reason(data, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config({**BASE, **data}, Path("/tmp/cluster.toml"))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from spinekv.node import buckets
+from spinekv import buckets
 from spinekv.storage.keys import object_key
 from tests.inproc import make_node
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import msgpack
 
-from ..config import BucketProps, ClusterConfig, PropsError, coerce_props, props_problems
+from .config import ClusterConfig
+from .props import BucketProps, PropsError, coerce_props, props_problems
 
 TYPE = "type"
 SEEN = "seen"
@@ -253,7 +254,7 @@ def claimant(meta: BucketMeta, name: str) -> str | None:
 
 
 def render_bucket(
-    config: ClusterConfig, meta: BucketMeta, type_name: str, bucket: str, props: BucketProps
+    meta: BucketMeta, type_name: str, bucket: str, props: BucketProps
 ) -> dict[str, Any]:
     """GET /buckets/B/props as Riak answers it: the name, and for a typed bucket its type."""
     out: dict[str, Any] = {"name": bucket, **props.to_json()}
@@ -263,9 +264,7 @@ def render_bucket(
     return out
 
 
-def render_type(
-    config: ClusterConfig, meta: BucketMeta, name: str, props: BucketProps
-) -> dict[str, Any]:
+def render_type(meta: BucketMeta, name: str, props: BucketProps) -> dict[str, Any]:
     """GET /types/T/props: the type's props, and for a non-default type active and claimant."""
     out = props.to_json()
     if name != DEFAULT_TYPE:
@@ -335,7 +334,7 @@ def set_bucket_props(
     current = effective_props(config, meta, type_name, bucket)
     if current is None:
         raise BucketTypeError(404, f"unknown bucket type {type_name!r}")
-    shown = render_bucket(config, meta, type_name, bucket, current)
+    shown = render_bucket(meta, type_name, bucket, current)
     settable = _check_read_only(changes, shown)
     new = _validated(current, settable, typed=type_name != DEFAULT_TYPE)
     if not settable:
@@ -430,7 +429,7 @@ def update_type(
         if type_entry(meta, name) is None:
             raise BucketTypeError(404, f"{name} is not an existing bucket type")
         raise BucketTypeError(409, f"{name} is not active; activate it first")
-    settable = _check_read_only(changes, render_type(config, meta, name, current))
+    settable = _check_read_only(changes, render_type(meta, name, current))
     new = _validated(current, settable, typed=True)
     value = {"props": new.to_json(), "active": True, "claimant": claimant(meta, name)}
     return meta.put((TYPE, name, ""), value, now_us, me)
