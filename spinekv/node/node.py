@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ..clock import Clock, SystemClock
 from ..config import ClusterConfig, load_config
+from ..http import openapi
 from ..http.admin import AdminHandlers
 from ..http.kv import KVHandlers
 from ..http.pds import PdsRoutes
@@ -119,8 +120,7 @@ class Node:
             TraceRoutes(self.records),
             ScrRoutes(self.records),
         ]
-        for handler in handlers:
-            app.add_routes(handler.routes())
+        openapi.add_routes(app, [route for handler in handlers for route in handler.routes()])
         return app
 
     async def start(self, *, serve_http: bool = True) -> None:
