@@ -443,12 +443,10 @@ _STORE = api.Operation(
     body=_OBJECT_BODY,
 )
 _STORE_BY_POST = replace(_STORE, summary="Store an object under its key (same as PUT)")
-_STORE_NEW = api.Operation(
+_STORE_NEW = replace(
+    _STORE,
     summary="Store an object under a new key chosen by the server",
-    tag="objects",
     responses={**_STORED, "201": api.text("Created; the Location header names the new key.")},
-    params=(*openapi.WRITE_PARAMS, *openapi.WRITE_HEADERS),
-    body=_OBJECT_BODY,
 )
 _DELETE = api.Operation(
     summary="Delete an object (writes a tombstone)",

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -388,7 +389,7 @@ class _Multipart:
 
 # ------------------------------------------------------------------ OpenAPI descriptions
 
-_LISTED = {
+_ERRORS = {
     "400": api.response("BadRequest"),
     "404": api.response("NotFound"),
     "503": api.response("Unavailable"),
@@ -404,7 +405,7 @@ _INDEX_PARAMS = (
 )
 _INDEX_ANSWER = {
     "200": api.json_answer(api.schema("IndexResult"), "Matching keys (or terms and keys)."),
-    **_LISTED,
+    **_ERRORS,
 }
 _INDEX_MATCH = api.Operation(
     summary="Secondary index: keys whose index equals the value",
@@ -412,55 +413,44 @@ _INDEX_MATCH = api.Operation(
     responses=_INDEX_ANSWER,
     params=_INDEX_PARAMS,
 )
-_INDEX_RANGE = api.Operation(
-    summary="Secondary index: keys whose index lies in [start, end]",
-    tag="2i",
-    responses=_INDEX_ANSWER,
-    params=_INDEX_PARAMS,
+_INDEX_RANGE = replace(
+    _INDEX_MATCH, summary="Secondary index: keys whose index lies in [start, end]"
 )
-_LIST_KEYS = api.Operation(
-    summary="List the keys of a bucket (expensive: scans every partition)",
-    tag="listing",
-    responses={
-        "200": api.json_answer(
-            api.schema("KeyList"), "The keys, or chunks of them when streaming."
+
+
+def _listing(summary: str, what: str, answer: str) -> api.Operation:
+    """Listing `what` (keys or buckets): one JSON answer, or chunks of them when streaming."""
+    return api.Operation(
+        summary=summary,
+        tag="listing",
+        responses={
+            "200": api.json_answer(
+                api.schema(answer), f"The {what}, or chunks of them when streaming."
+            ),
+            **_ERRORS,
+        },
+        params=(
+            "timeout",
+            api.query(
+                what,
+                {"type": "string", "enum": ["true", "stream"]},
+                f"true: one JSON answer; stream: chunked {{{what}: [...]}} objects.",
+                required=True,
+            ),
         ),
-        **_LISTED,
-    },
-    params=(
-        "timeout",
-        api.query(
-            "keys",
-            {"type": "string", "enum": ["true", "stream"]},
-            "true: one JSON answer; stream: chunked {keys: [...]} objects.",
-            required=True,
-        ),
-    ),
+    )
+
+
+_LIST_KEYS = _listing(
+    "List the keys of a bucket (expensive: scans every partition)", "keys", "KeyList"
 )
-_LIST_BUCKETS = api.Operation(
-    summary="List buckets (expensive: scans every partition)",
-    tag="listing",
-    responses={
-        "200": api.json_answer(
-            api.schema("BucketList"), "The buckets, or chunks of them when streaming."
-        ),
-        **_LISTED,
-    },
-    params=(
-        "timeout",
-        api.query(
-            "buckets",
-            {"type": "string", "enum": ["true", "stream"]},
-            "true: one JSON answer; stream: chunked {buckets: [...]} objects.",
-            required=True,
-        ),
-    ),
-)
+_LIST_BUCKETS = _listing("List buckets (expensive: scans every partition)", "buckets", "BucketList")
+
 # Riak's legacy counters exist for the default type only.
 _COUNTER_GET = api.Operation(
     summary="Value of a legacy counter (the bucket needs allow_mult=true)",
     tag="counters",
-    responses={"200": api.text("The counter, a decimal integer."), **_LISTED},
+    responses={"200": api.text("The counter, a decimal integer."), **_ERRORS},
     params=openapi.READ_QUORUM,
 )
 _COUNTER_UPDATE = api.Operation(
@@ -469,7 +459,7 @@ _COUNTER_UPDATE = api.Operation(
     responses={
         "200": api.text("The new value (returnvalue=true)."),
         "204": api.response("NoContent"),
-        **_LISTED,
+        **_ERRORS,
     },
     params=(
         *("w", "dw", "pw", "timeout"),
