@@ -85,6 +85,11 @@ _READ = record_operation(
             "https://fhir.nhs.uk/Id/nhs-number|<NHS number>",
             required=True,
         ),
+        api.header(
+            scr.EMERGENCY_REASON_HEADER,
+            f"Why the record is read in an emergency (at most {scr.MAX_REASON_LENGTH} characters); "
+            "kept in the read's AuditEvent.",
+        ),
     ),
 )
 _FIND = record_operation(
