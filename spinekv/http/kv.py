@@ -453,9 +453,14 @@ _DELETE = api.Operation(
     tag="objects",
     responses={
         "204": api.response("NoContent"),
+        "304": {"description": "Not modified (If-Modified-Since): nothing was deleted."},
         "400": api.response("BadRequest"),
         "404": api.response("NotFound"),
+        "412": api.response("PreconditionFailed"),
         "503": api.response("Unavailable"),
     },
-    params=("rw", "r", "pr", "w", "dw", "pw", "node_confirms", "timeout", "vclock"),
+    params=(
+        *("rw", *openapi.READ_QUORUM, "w", "dw", "pw", "node_confirms", "vtag", "vclock"),
+        *("if_match", "if_none_match", "if_modified_since", "if_unmodified_since"),
+    ),
 )

@@ -90,15 +90,22 @@ PARAMETERS: Json = {
         "X-Riak-Index-NAME_int (integers), several values comma-separated.",
     ),
     "if_none_match": api.header(
-        "If-None-Match", "GET: 304 when the ETag matches. PUT: `*` creates only, else 412."
+        "If-None-Match",
+        "GET: 304, and PUT, POST and DELETE: 412, when an ETag matches (`*`: when the "
+        "object exists).",
     ),
-    "if_match": api.header("If-Match", "PUT: write only when the current ETag matches, else 412."),
+    "if_match": api.header(
+        "If-Match",
+        "PUT, POST and DELETE: only when the current ETag matches (`*`: when the object "
+        "exists), else 412.",
+    ),
     "if_modified_since": api.header(
         "If-Modified-Since",
         "304 when unchanged since this HTTP date; on writes too, as webmachine (Riak) answers.",
     ),
     "if_unmodified_since": api.header(
-        "If-Unmodified-Since", "PUT: 412 when the object changed since this HTTP date."
+        "If-Unmodified-Since",
+        "PUT, POST and DELETE: 412 when the object changed since this HTTP date.",
     ),
     "accept_siblings": api.header(
         "Accept", "`multipart/mixed` returns every sibling in one 300 response."

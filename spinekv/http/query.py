@@ -462,7 +462,7 @@ _COUNTER_UPDATE = api.Operation(
         **_ERRORS,
     },
     params=(
-        *("w", "dw", "pw", "timeout"),
+        *("w", "dw", "pw", "node_confirms", "timeout"),
         api.query("returnvalue", api.BOOL, "Answer 200 with the new value."),
     ),
     body={
