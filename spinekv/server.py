@@ -24,6 +24,7 @@ from aiohttp import web
 from .buckets import Resolver
 from .clock import Clock, SystemClock
 from .config import ClusterConfig, load_config
+from .http import openapi
 from .http.admin import AdminHandlers
 from .http.kv import KVHandlers
 from .http.pds import PdsRoutes
@@ -189,8 +190,8 @@ def http_app(node: Node) -> web.Application:
         TraceRoutes(node.records),
         ScrRoutes(node.records),
     ]
-    for handler in handlers:
-        app.add_routes(handler.routes())
+    # The routes carry their OpenAPI descriptions; /openapi.json is built from them.
+    openapi.add_routes(app, [route for handler in handlers for route in handler.routes()])
     return app
 
 

@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from aiohttp import web
+
 from spinekv.config import load_config
 from spinekv.ring import primaries
 from spinekv.server import Node
@@ -69,3 +71,9 @@ async def inproc_cluster(
     finally:
         for node in list(c.nodes.values()):
             await node.stop()
+
+
+def unstarted_app(folder: Path) -> web.Application:
+    """The HTTP app of a one-node cluster's node that is built but never started (no sockets)."""
+    config = load_config(write_cluster_toml(folder, 1))
+    return make_node(config, config.nodes[0], MemoryBackend()).http_app()

@@ -15,6 +15,7 @@ from ..node.coordinator import BKey, Coordinator
 from ..node.handoff import Handoff
 from ..ringstate import JOIN, LEAVE, REMOVE, RingStateError
 from ..transport.base import TransportError
+from . import api, openapi
 
 
 class AdminHandlers:
@@ -179,15 +180,17 @@ class AdminHandlers:
             {"epoch": state.epoch, "digest": state.full_digest, "moves": len(state.pending_moves())}
         )
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[api.Route]:
         return [
-            web.get("/admin/status", self.status),
-            web.get("/admin/ring", self.ring),
-            web.post("/admin/stage", self.stage),
-            web.post("/admin/clear", self.clear),
-            web.get("/admin/plan", self.plan),
-            web.post("/admin/commit", self.commit),
-            web.get("/admin/replicas/types/{type}/buckets/{bucket}/keys/{key}", self.replicas),
+            api.get("/admin/status", self.status, _STATUS),
+            api.get("/admin/ring", self.ring, _RING),
+            api.post("/admin/stage", self.stage, _STAGE),
+            api.post("/admin/clear", self.clear, _CLEAR),
+            api.get("/admin/plan", self.plan, _PLAN),
+            api.post("/admin/commit", self.commit, _COMMIT),
+            api.get(
+                "/admin/replicas/types/{type}/buckets/{bucket}/keys/{key}", self.replicas, _REPLICAS
+            ),
         ]
 
 
@@ -211,3 +214,41 @@ def _describe(raw: bytes | None) -> dict:
         "siblings": len(riak_object.contents(obj)),
         "vclock": riak_object.encode_context(riak_object.context(obj)),
     }
+
+
+# ------------------------------------------------------------------ OpenAPI descriptions
+
+_CHANGE = {**openapi.ADMIN_RESULT, **openapi.ADMIN_REFUSED}
+_STATUS = api.Operation(
+    summary="This node, its ring view and handoffs", tag="admin", responses=openapi.ADMIN_RESULT
+)
+_RING = api.Operation(
+    summary="The ring state as this node sees it", tag="admin", responses=openapi.ADMIN_RESULT
+)
+_STAGE = api.Operation(
+    summary="Stage a membership change",
+    tag="admin",
+    responses=_CHANGE,
+    params=(
+        api.query(
+            "action",
+            {"type": "string", "enum": ["join", "leave", "remove"]},
+            "What to stage.",
+            required=True,
+        ),
+        api.query("node", {"type": "string"}, "A node of cluster.toml.", required=True),
+    ),
+)
+_CLEAR = api.Operation(
+    summary="Drop the staged changes", tag="admin", responses=openapi.ADMIN_RESULT
+)
+_PLAN = api.Operation(
+    summary="What committing the staged changes would do", tag="admin", responses=_CHANGE
+)
+_COMMIT = api.Operation(summary="Commit the staged changes", tag="admin", responses=_CHANGE)
+_REPLICAS = api.Operation(
+    summary="What each replica of a key holds, without repairing it",
+    tag="admin",
+    responses={**openapi.ADMIN_RESULT, "400": api.response("BadRequest")},
+    params=(api.query("n_val", {"type": "integer", "minimum": 1}, "Replicas to show."),),
+)

@@ -43,7 +43,7 @@ from ..node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
 from ..object import CodecError, Content
 from ..props import BucketProps
 from ..quorum import Failed, Found, NotFound
-from . import params
+from . import api, openapi, params
 from .riakheaders import (
     DELETED,
     Conditions,
@@ -381,15 +381,85 @@ class KVHandlers:
             return _text(503, result.reason)
         return web.Response(status=204)
 
-    def routes(self) -> list[web.RouteDef]:
-        table: list[web.RouteDef] = []
+    def routes(self) -> list[api.Route]:
+        table: list[api.Route] = []
         for prefix in ("/types/{type}/buckets/{bucket}", "/buckets/{bucket}"):
             obj = prefix + "/keys/{key}"
             table += [
-                web.get(obj, self.get),
-                web.put(obj, self.put),
-                web.post(obj, self.put),
-                web.delete(obj, self.delete),
-                web.post(prefix + "/keys", self.post_new),
+                api.get(obj, self.get, _FETCH),
+                api.put(obj, self.put, _STORE),
+                api.post(obj, self.put, _STORE_BY_POST),
+                api.delete(obj, self.delete, _DELETE),
+                api.post(prefix + "/keys", self.post_new, _STORE_NEW),
             ]
         return table
+
+
+# ------------------------------------------------------------------ OpenAPI descriptions
+
+_VALUE = {"type": "string", "format": "binary"}
+_OBJECT_BODY = {
+    "required": True,
+    "description": "The value, stored as given under its Content-Type.",
+    "content": {"*/*": {"schema": _VALUE}},
+}
+_STORED = {
+    "200": api.text("Stored; the body is the object (returnbody=true)."),
+    "300": api.text("Stored, and siblings exist (returnbody=true)."),
+    "304": {"description": "Not modified (If-Modified-Since): nothing was written."},
+    "400": api.response("BadRequest"),
+    "404": api.text("Unknown bucket type."),
+    "412": api.response("PreconditionFailed"),
+    "413": api.text("The value exceeds max_object_size."),
+    "415": api.text("Content-Type is not a media type, or is reserved for counters."),
+    "503": api.response("Unavailable"),
+}
+_FETCH = api.Operation(
+    summary="Fetch an object",
+    tag="objects",
+    responses={
+        "200": {
+            "description": "The value, with ETag, Last-Modified, X-Riak-Vclock, "
+            "X-Riak-Meta-*, X-Riak-Index-* and Link headers.",
+            "content": {"*/*": {"schema": _VALUE}},
+        },
+        "300": api.text("Siblings: their vtags (or multipart/mixed when accepted)."),
+        "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
+        "400": api.response("BadRequest"),
+        "404": api.response("NotFound"),
+        "503": api.response("Unavailable"),
+    },
+    params=(
+        *openapi.READ_QUORUM,
+        *("vtag", "accept_siblings", "if_none_match", "if_modified_since"),
+    ),
+)
+_STORE = api.Operation(
+    summary="Store an object under its key",
+    tag="objects",
+    responses={**_STORED, "204": api.response("NoContent")},
+    params=(*openapi.WRITE_PARAMS, *openapi.WRITE_HEADERS),
+    body=_OBJECT_BODY,
+)
+_STORE_BY_POST = replace(_STORE, summary="Store an object under its key (same as PUT)")
+_STORE_NEW = replace(
+    _STORE,
+    summary="Store an object under a new key chosen by the server",
+    responses={**_STORED, "201": api.text("Created; the Location header names the new key.")},
+)
+_DELETE = api.Operation(
+    summary="Delete an object (writes a tombstone)",
+    tag="objects",
+    responses={
+        "204": api.response("NoContent"),
+        "304": {"description": "Not modified (If-Modified-Since): nothing was deleted."},
+        "400": api.response("BadRequest"),
+        "404": api.response("NotFound"),
+        "412": api.response("PreconditionFailed"),
+        "503": api.response("Unavailable"),
+    },
+    params=(
+        *("rw", *openapi.READ_QUORUM, "w", "dw", "pw", "node_confirms", "vtag", "vclock"),
+        *("if_match", "if_none_match", "if_modified_since", "if_unmodified_since"),
+    ),
+)

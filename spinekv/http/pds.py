@@ -9,7 +9,9 @@ from aiohttp import web
 
 from ..records import nhs, search
 from ..records.outcome import RecordError, iso_instant
+from . import api
 from .records import Caller, RecordServices, fhir_json, read_json, records_route
+from .records_openapi import FHIR, fhir_answer, outcome_answer, record_operation, search_param
 
 BASE = "/personal-demographics/FHIR/R4"
 _WEAK_ETAG = re.compile(r'^W/"(\d{1,9})"$')
@@ -35,13 +37,13 @@ class PdsRoutes:
         self.services = services
         self.demographics = services.demographics
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[api.Route]:
         return [
-            web.post(f"{BASE}/Patient", self.create),
-            web.get(f"{BASE}/Patient", self.search),
-            web.get(f"{BASE}/Patient/{{nhs}}", self.read),
-            web.patch(f"{BASE}/Patient/{{nhs}}", self.patch),
-            web.get(f"{BASE}/Patient/{{nhs}}/_history", self.history),
+            api.post(f"{BASE}/Patient", self.create, _CREATE),
+            api.get(f"{BASE}/Patient", self.search, _SEARCH),
+            api.get(f"{BASE}/Patient/{{nhs}}", self.read, _READ),
+            api.patch(f"{BASE}/Patient/{{nhs}}", self.patch, _PATCH),
+            api.get(f"{BASE}/Patient/{{nhs}}/_history", self.history, _HISTORY),
         ]
 
     @records_route("pds.write", write=True)
@@ -159,3 +161,50 @@ def _history_entry(number: str, entry: dict) -> dict:
 
 def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+# ------------------------------------------------------------------ OpenAPI descriptions
+
+_CREATE = record_operation(
+    "Create a patient (keeps a valid unused NHS number, else allocates one)",
+    {
+        "201": fhir_answer('The Patient, versionId 1, ETag W/"1".'),
+        "415": outcome_answer("Not JSON."),
+    },
+    body=FHIR,
+)
+_SEARCH = record_operation(
+    "Search patients (family and birthdate at least) on the 2i indexes",
+    {"200": fhir_answer("A searchset Bundle, best score first.")},
+    params=(
+        search_param("family", "Family name; a trailing * matches a prefix.", required=True),
+        search_param("birthdate", "eqYYYY-MM-DD, or geYYYY-MM-DD and leYYYY-MM-DD.", required=True),
+        search_param("given", "Given name (repeatable)."),
+        search_param("gender", "male, female, other or unknown."),
+        search_param("address-postalcode", "Postcode."),
+        search_param("general-practitioner", "GP practice ODS code."),
+        search_param("_fuzzy-match", "true: similar-sounding and misspelt family names."),
+        search_param("_exact-match", "true: names exactly as given."),
+        search_param("_max-results", "1 to 50 (default 1)."),
+    ),
+)
+_READ = record_operation(
+    "Read a patient",
+    {"200": fhir_answer('The Patient; ETag W/"versionId".'), "404": outcome_answer("Unknown.")},
+)
+_PATCH = record_operation(
+    "Update a patient with RFC 6902 patches, atomically (If-Match required)",
+    {
+        "200": fhir_answer("The updated Patient, versionId n+1."),
+        "404": outcome_answer("Unknown patient."),
+        "409": outcome_answer("If-Match names an old version (RESOURCE_VERSION_MISMATCH)."),
+        "412": outcome_answer("No If-Match (PRECONDITION_FAILED)."),
+        "415": outcome_answer("Not application/json-patch+json."),
+    },
+    params=(api.header("If-Match", 'W/"<versionId>" of the version read.', required=True),),
+    body="application/json-patch+json",
+)
+_HISTORY = record_operation(
+    "A patient's updates, and the conflicts concurrent updates left (Provenance)",
+    {"200": fhir_answer("A history Bundle."), "404": outcome_answer("Unknown patient.")},
+)

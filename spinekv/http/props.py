@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from ..buckets import BucketMeta, BucketTypeError
 from ..config import ClusterConfig
 from ..node.membership import Membership
 from ..props import PropsError
+from . import api, openapi
 from .riakheaders import RequestError, path_names
 
 FORMAT = '{"props":{...bucket properties...}}'
@@ -193,23 +195,86 @@ class PropsHandlers:
         self._change(buckets.update_type, type_name, changes)
         return web.json_response(self._describe(type_name))
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[api.Route]:
         table = []
         for prefix in ("/types/{type}/buckets/{bucket}", "/buckets/{bucket}"):
             table += [
-                web.get(prefix + "/props", self.get_bucket),
-                web.put(prefix + "/props", self.put_bucket),
-                web.delete(prefix + "/props", self.reset_bucket),
+                api.get(prefix + "/props", self.get_bucket, _BUCKET_PROPS),
+                api.put(prefix + "/props", self.put_bucket, _SET_BUCKET_PROPS),
+                api.delete(prefix + "/props", self.reset_bucket, _RESET_BUCKET_PROPS),
             ]
         admin = "/admin/bucket-types"
         table += [
-            web.get("/types/{type}/props", self.get_type),
-            web.put("/types/{type}/props", self.put_type),
-            web.post("/types/{type}/props", self.put_type),
-            web.get(admin, self.list_types),
-            web.get(admin + "/{type}", self.type_status),
-            web.post(admin + "/{type}", self.create_type),
-            web.put(admin + "/{type}", self.update_type),
-            web.post(admin + "/{type}/activate", self.activate_type),
+            api.get("/types/{type}/props", self.get_type, _TYPE_PROPS),
+            api.put("/types/{type}/props", self.put_type, _SET_TYPE_PROPS),
+            api.post("/types/{type}/props", self.put_type, _SET_TYPE_PROPS_BY_POST),
+            api.get(admin, self.list_types, _LIST_TYPES),
+            api.get(admin + "/{type}", self.type_status, _TYPE_STATUS),
+            api.post(admin + "/{type}", self.create_type, _CREATE_TYPE),
+            api.put(admin + "/{type}", self.update_type, _UPDATE_TYPE),
+            api.post(admin + "/{type}/activate", self.activate_type, _ACTIVATE_TYPE),
         ]
         return table
+
+
+# ------------------------------------------------------------------ OpenAPI descriptions
+
+_PROPS_BODY = {"required": True, "content": {"application/json": {"schema": api.schema("Props")}}}
+_PROPS_ANSWER = {
+    "200": api.json_answer(api.schema("Props"), "Every property."),
+    "404": api.response("NotFound"),
+}
+_PROPS_SET = {
+    "204": api.response("NoContent"),
+    "400": api.response("BadRequest"),
+    "404": api.response("NotFound"),
+    "415": api.response("Json"),
+}
+_BUCKET_PROPS = api.Operation(
+    summary="Bucket properties (the type's props layered with the bucket's)",
+    tag="props",
+    responses=_PROPS_ANSWER,
+)
+_SET_BUCKET_PROPS = api.Operation(
+    summary="Set bucket properties", tag="props", responses=_PROPS_SET, body=_PROPS_BODY
+)
+_RESET_BUCKET_PROPS = api.Operation(
+    summary="Reset the bucket to its type's properties",
+    tag="props",
+    responses={"204": api.response("NoContent"), "404": api.response("NotFound")},
+)
+_TYPE_PROPS = api.Operation(summary="Bucket type properties", tag="props", responses=_PROPS_ANSWER)
+_SET_TYPE_PROPS = api.Operation(
+    summary="Set bucket type properties", tag="props", responses=_PROPS_SET, body=_PROPS_BODY
+)
+_SET_TYPE_PROPS_BY_POST = replace(
+    _SET_TYPE_PROPS, summary="Set bucket type properties (same as PUT)"
+)
+
+_LIST_TYPES = api.Operation(
+    summary="Every bucket type, its status and props", tag="admin", responses=openapi.ADMIN_RESULT
+)
+_TYPE_STATUS = api.Operation(
+    summary="A bucket type's status and props", tag="admin", responses=openapi.ADMIN_RESULT
+)
+_CREATE_TYPE = api.Operation(
+    summary="Create a bucket type (created, not yet active)",
+    tag="admin",
+    responses={
+        "201": api.json_answer(api.schema("AdminResult"), "The new type."),
+        **openapi.ADMIN_REFUSED,
+        "415": api.response("Json"),
+    },
+    body=_PROPS_BODY,
+)
+_UPDATE_TYPE = api.Operation(
+    summary="Update a bucket type's props",
+    tag="admin",
+    responses={**openapi.ADMIN_RESULT, **openapi.ADMIN_REFUSED, "415": api.response("Json")},
+    body=_PROPS_BODY,
+)
+_ACTIVATE_TYPE = api.Operation(
+    summary="Activate a created type once every member has seen it",
+    tag="admin",
+    responses={**openapi.ADMIN_RESULT, **openapi.ADMIN_REFUSED},
+)

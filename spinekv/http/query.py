@@ -7,6 +7,7 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from ..node.coordinator import BKey, Coordinator, PutOk
 from ..node.coverage import CoverageFailed
 from ..props import BucketProps
 from ..quorum import Failed, NotFound
-from . import params
+from . import api, openapi, params
 from .riakheaders import RequestError, path_names
 
 
@@ -344,19 +345,19 @@ class QueryHandlers:
 
     # -------------------------------------------------------------- routes
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[api.Route]:
         table = []
         for prefix in ("/types/{type}/buckets/{bucket}", "/buckets/{bucket}"):
             table += [
-                web.get(prefix + "/index/{field}/{start}", self.index),
-                web.get(prefix + "/index/{field}/{start}/{end}", self.index),
-                web.get(prefix + "/keys", self.keys),
+                api.get(prefix + "/index/{field}/{start}", self.index, _INDEX_MATCH),
+                api.get(prefix + "/index/{field}/{start}/{end}", self.index, _INDEX_RANGE),
+                api.get(prefix + "/keys", self.keys, _LIST_KEYS),
             ]
         table += [
-            web.get("/buckets", self.buckets),
-            web.get("/types/{type}/buckets", self.buckets),
-            web.get("/buckets/{bucket}/counters/{key}", self.counter_get),
-            web.post("/buckets/{bucket}/counters/{key}", self.counter_update),
+            api.get("/buckets", self.buckets, _LIST_BUCKETS),
+            api.get("/types/{type}/buckets", self.buckets, _LIST_BUCKETS),
+            api.get("/buckets/{bucket}/counters/{key}", self.counter_get, _COUNTER_GET),
+            api.post("/buckets/{bucket}/counters/{key}", self.counter_update, _COUNTER_UPDATE),
         ]
         return table
 
@@ -385,3 +386,88 @@ class _Multipart:
         await self.response.write(f"\r\n--{self.boundary}--\r\n".encode())
         await self.response.write_eof()
         return self.response
+
+
+# ------------------------------------------------------------------ OpenAPI descriptions
+
+_ERRORS = {
+    "400": api.response("BadRequest"),
+    "404": api.response("NotFound"),
+    "503": api.response("Unavailable"),
+}
+_INDEX_PARAMS = (
+    "timeout",
+    api.query("return_terms", api.BOOL, "Return [{term: key}] results instead of keys."),
+    api.query("max_results", {"type": "integer", "minimum": 1}, "Page size."),
+    api.query("continuation", {"type": "string"}, "Opaque token from the previous page."),
+    api.query("stream", api.BOOL, "Send results in chunks as they are found."),
+    api.query("term_regex", {"type": "string"}, "Keep only terms matching this regex."),
+    api.query("pagination_sort", api.BOOL, "Sort results (always true when paginating)."),
+)
+_INDEX_ANSWER = {
+    "200": api.json_answer(api.schema("IndexResult"), "Matching keys (or terms and keys)."),
+    **_ERRORS,
+}
+_INDEX_MATCH = api.Operation(
+    summary="Secondary index: keys whose index equals the value",
+    tag="2i",
+    responses=_INDEX_ANSWER,
+    params=_INDEX_PARAMS,
+)
+_INDEX_RANGE = replace(
+    _INDEX_MATCH, summary="Secondary index: keys whose index lies in [start, end]"
+)
+
+
+def _listing(summary: str, what: str, answer: str) -> api.Operation:
+    """Listing `what` (keys or buckets): one JSON answer, or chunks of them when streaming."""
+    return api.Operation(
+        summary=summary,
+        tag="listing",
+        responses={
+            "200": api.json_answer(
+                api.schema(answer), f"The {what}, or chunks of them when streaming."
+            ),
+            **_ERRORS,
+        },
+        params=(
+            "timeout",
+            api.query(
+                what,
+                {"type": "string", "enum": ["true", "stream"]},
+                f"true: one JSON answer; stream: chunked {{{what}: [...]}} objects.",
+                required=True,
+            ),
+        ),
+    )
+
+
+_LIST_KEYS = _listing(
+    "List the keys of a bucket (expensive: scans every partition)", "keys", "KeyList"
+)
+_LIST_BUCKETS = _listing("List buckets (expensive: scans every partition)", "buckets", "BucketList")
+
+# Riak's legacy counters exist for the default type only.
+_COUNTER_GET = api.Operation(
+    summary="Value of a legacy counter (the bucket needs allow_mult=true)",
+    tag="counters",
+    responses={"200": api.text("The counter, a decimal integer."), **_ERRORS},
+    params=openapi.READ_QUORUM,
+)
+_COUNTER_UPDATE = api.Operation(
+    summary="Add to a counter (the body is an integer, may be negative)",
+    tag="counters",
+    responses={
+        "200": api.text("The new value (returnvalue=true)."),
+        "204": api.response("NoContent"),
+        **_ERRORS,
+    },
+    params=(
+        *("w", "dw", "pw", "node_confirms", "timeout"),
+        api.query("returnvalue", api.BOOL, "Answer 200 with the new value."),
+    ),
+    body={
+        "required": True,
+        "content": {"text/plain": {"schema": {"type": "string", "pattern": "^-?[0-9]+$"}}},
+    },
+)

@@ -7,9 +7,12 @@ from aiohttp import web
 from ..records.scr.answers import document_reference, read_url
 from ..records.scr.permission import permission_parameters
 from ..records.scr.service import Reader, ScrService
+from . import api
 from .records import Caller, RecordServices, fhir_json, read_json, records_route
+from .records_openapi import FHIR, fhir_answer, outcome_answer, record_operation, search_param
 from .scr_params import (
     EMERGENCY_REASON_HEADER,
+    MAX_REASON_LENGTH,
     emergency_reason,
     find_params,
     patient_param,
@@ -32,13 +35,13 @@ class ScrRoutes:
         self.services = services
         self.scr = ScrService(services.store, services.demographics)
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[api.Route]:
         return [
-            web.post(f"{BASE}/Bundle", self.upload),
-            web.get(f"{BASE}/Bundle", self.read),
-            web.get(f"{BASE}/DocumentReference", self.find),
-            web.post(f"{BASE}/$setPermission", self.set_permission),
-            web.get(f"{BASE}/AuditEvent", self.audit),
+            api.post(f"{BASE}/Bundle", self.upload, _UPLOAD),
+            api.get(f"{BASE}/Bundle", self.read, _READ),
+            api.get(f"{BASE}/DocumentReference", self.find, _FIND),
+            api.post(f"{BASE}/$setPermission", self.set_permission, _SET_PERMISSION),
+            api.get(f"{BASE}/AuditEvent", self.audit, _AUDIT),
         ]
 
     @records_route("scr.write", write=True)
@@ -71,3 +74,43 @@ class ScrRoutes:
     async def audit(self, request: web.Request, caller: Caller) -> web.Response:
         nhs = patient_param(_params(request))
         return fhir_json(await self.scr.audit_trail(nhs, _base_url(request)))
+
+
+# ------------------------------------------------------------------ OpenAPI descriptions
+
+_PATIENT = search_param("patient", "https://fhir.nhs.uk/Id/nhs-number|<NHS number>", required=True)
+_UPLOAD = record_operation(
+    "Upload a Summary Care Record (a document Bundle); it becomes the current one",
+    {"201": fhir_answer("Stored."), "404": outcome_answer("Unknown patient.")},
+    body=FHIR,
+)
+_READ = record_operation(
+    "Read an SCR document (recorded as an AuditEvent first)",
+    {"200": fhir_answer("A searchset Bundle with the document.")},
+    params=(
+        search_param("composition.identifier", "The SCR's id.", required=True),
+        search_param(
+            "composition.subject:Patient.identifier",
+            "https://fhir.nhs.uk/Id/nhs-number|<NHS number>",
+            required=True,
+        ),
+        api.header(
+            EMERGENCY_REASON_HEADER,
+            f"Why the record is read in an emergency (at most {MAX_REASON_LENGTH} characters); "
+            "kept in the read's AuditEvent.",
+        ),
+    ),
+)
+_FIND = record_operation(
+    "Find a patient's current SCR",
+    {"200": fhir_answer("A searchset Bundle of DocumentReference.")},
+    params=(_PATIENT,),
+)
+_SET_PERMISSION = record_operation(
+    "Record a patient's SCR consent (Yes, No or Ask)", {"201": fhir_answer("Recorded.")}, body=FHIR
+)
+_AUDIT = record_operation(
+    "The audit trail of a patient's SCR reads (admin role)",
+    {"200": fhir_answer("A searchset Bundle of AuditEvent.")},
+    params=(_PATIENT,),
+)

@@ -23,7 +23,8 @@ from ..config import ClusterConfig
 from ..node.coordinator import Coordinator
 from ..props import BucketProps
 from ..stats import NodeStats
-from .openapi import VERSION, document
+from . import api
+from .openapi import DOCUMENT, VERSION
 from .riakheaders import RequestError, riak_unquote
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -159,7 +160,6 @@ class ServiceHandlers:
         self.storage_backend = STORAGE_BACKENDS.get(storage_backend, storage_backend)
         # (type, bucket) -> the bucket's effective props, or None for an unknown type.
         self._props_of = props_of or (lambda type_name, bucket: config.bucket_type(type_name))
-        self._openapi = json.dumps(document(), indent=1).encode()
 
     async def index(self, request: web.Request) -> web.Response:
         served = resource_map(routes_serving(request.app))
@@ -241,17 +241,56 @@ class ServiceHandlers:
         )
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._openapi, content_type="application/json")
+        return web.Response(body=request.app[DOCUMENT], content_type="application/json")
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[api.Route]:
         return [
-            web.get("/", self.index),
-            web.get("/ping", self.ping),
-            web.get("/stats", self.stats_resource),
-            web.get("/openapi.json", self.openapi),
-            web.get("/buckets/{bucket}/keys/{key}/preflist", self.preflist),
-            web.get("/types/{type}/buckets/{bucket}/keys/{key}/preflist", self.preflist),
+            api.get("/", self.index, _RESOURCE_MAP),
+            api.get("/ping", self.ping, _PING),
+            api.get("/stats", self.stats_resource, _STATS),
+            api.get("/openapi.json", self.openapi, _OPENAPI),
+            api.get("/buckets/{bucket}/keys/{key}/preflist", self.preflist, _PREFLIST),
+            api.get("/types/{type}/buckets/{bucket}/keys/{key}/preflist", self.preflist, _PREFLIST),
         ]
+
+
+_RESOURCE_MAP = api.Operation(
+    summary="Riak's resource map: which resources this node serves, and where",
+    tag="service",
+    responses={
+        "200": {
+            "description": "JSON with Accept: application/json, else an HTML list.",
+            "content": {
+                "application/json": {"schema": api.schema("ResourceMap")},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        },
+        "406": api.text("Neither JSON nor HTML is acceptable."),
+    },
+)
+_PING = api.Operation(summary="Liveness", tag="service", responses={"200": api.text("OK")})
+_STATS = api.Operation(
+    summary="Node statistics (JSON; pretty-printed with Accept: text/plain)",
+    tag="service",
+    responses={
+        "200": api.json_answer(api.schema("Stats"), "The statistics."),
+        "406": api.text("Not acceptable."),
+    },
+)
+_OPENAPI = api.Operation(
+    summary="This document",
+    tag="service",
+    responses={"200": api.json_answer({"type": "object"}, "OpenAPI 3.0.")},
+)
+_PREFLIST = api.Operation(
+    summary="The preference list of a key: partition, node, primary or fallback",
+    tag="service",
+    responses={
+        "200": api.json_answer(api.schema("Preflist"), "The replicas, primaries first."),
+        "400": api.response("BadRequest"),
+        "404": api.response("NotFound"),
+    },
+)
 
 
 # ------------------------------------------------------------------ middleware

@@ -26,7 +26,9 @@ from aiohttp import web
 from ..records import trace
 from ..records.outcome import RecordError
 from ..records.trace import BadRow, LineSplitter, TooLong, Traced, TraceRequest
+from . import api
 from .records import Caller, RecordServices, records_route
+from .records_openapi import outcome_answer, record_operation
 
 PATH = "/personal-demographics/batch-trace"
 CSV = "text/csv"
@@ -136,8 +138,8 @@ class TraceRoutes:
     def __init__(self, services: RecordServices) -> None:
         self.services = services
 
-    def routes(self) -> list[web.RouteDef]:
-        return [web.post(PATH, self.batch_trace)]
+    def routes(self) -> list[api.Route]:
+        return [api.post(PATH, self.batch_trace, _BATCH_TRACE)]
 
     @records_route("trace")
     async def batch_trace(self, request: web.Request, caller: Caller) -> web.StreamResponse:
@@ -183,3 +185,18 @@ def _echoed(request: web.Request) -> dict[str, str]:
     # The response starts before the decorator sees it, so the ids are echoed here.
     names = ("X-Request-ID", "X-Correlation-ID")
     return {name: request.headers[name] for name in names if name in request.headers}
+
+
+# ------------------------------------------------------------------ OpenAPI descriptions
+
+_BATCH_TRACE = record_operation(
+    "Trace a CSV of people against the demographics (streamed both ways)",
+    {
+        "200": {
+            "description": "One CSV row per input row, streamed as rows are traced.",
+            "content": {CSV: {"schema": {"type": "string"}}},
+        },
+        "415": outcome_answer("Not text/csv."),
+    },
+    body=CSV,
+)

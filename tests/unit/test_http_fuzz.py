@@ -27,9 +27,11 @@ import itertools
 import json
 import re
 import string
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
@@ -39,10 +41,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from spinekv.http.openapi import document
-from tests.inproc import inproc_cluster
+from spinekv.http.openapi import DOCUMENT
+from tests.inproc import inproc_cluster, unstarted_app
 
-DOC = document()
+
+def _served_document() -> dict:
+    """The OpenAPI document a node serves at /openapi.json."""
+    with tempfile.TemporaryDirectory() as folder:
+        return json.loads(unstarted_app(Path(folder))[DOCUMENT])
+
+
+DOC = _served_document()
 OPERATIONS = sorted(
     (path, method.upper(), op) for path, item in DOC["paths"].items() for method, op in item.items()
 )
@@ -249,7 +258,7 @@ PLAIN_SEGMENTS = {
     "type": ["default", "records"],
     "bucket": ["b", "c", "$b", "b%20c"],
     "key": ["k", "k2", "%C3%A9t%C3%A9"],
-    "index": ["f_bin", "f_int", "g_bin", "$bucket", "$key"],
+    "field": ["f_bin", "f_int", "g_bin", "$bucket", "$key"],
 }
 PLAIN_TERMS = ["a", "b", "z", "k", "1", "5", "-3"]
 PLAIN_HEADERS = {
