@@ -19,7 +19,7 @@ from .. import object as riak_object
 from ..config import BucketProps
 from ..dvv import DVVSet
 from ..object import Content
-from ..quorum import Failed, Found, GetCore, NotFound, PutCore, Reply
+from ..quorum import Failed, Found, GetCore, GetOptions, NotFound, PutCore, PutOptions, Reply
 from ..ring import PrefEntry
 from ..storage.base import object_key
 from ..transport.base import Transport, TransportError
@@ -39,24 +39,6 @@ class BKey:
     @property
     def okey(self) -> bytes:
         return object_key(self.bucket_type, self.bucket, self.key)
-
-
-@dataclass(frozen=True, slots=True)
-class GetOptions:
-    r: int
-    pr: int = 0
-    notfound_ok: bool = True
-    basic_quorum: bool = False
-    timeout: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class PutOptions:
-    w: int
-    dw: int = 0
-    pw: int = 0
-    node_confirms: int = 0
-    timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

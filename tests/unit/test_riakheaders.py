@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spinekv.http.request import HttpError
 from spinekv.http.riakheaders import (
     LINK_FORM,
     Conditions,
-    RequestError,
     Version,
     check_conditions,
     content_headers,
@@ -23,7 +23,6 @@ from spinekv.http.riakheaders import (
     parse_links,
     parse_meta,
     prefers_multipart,
-    riak_unquote,
     text_value,
 )
 from spinekv.object import Content
@@ -58,7 +57,7 @@ def test_content_type_keeps_media_type_and_charset(raw, stored):
     ],
 )
 def test_content_type_missing_is_400_and_malformed_415(raw, status, reason):
-    with pytest.raises(RequestError) as err:
+    with pytest.raises(HttpError) as err:
         parse_content_type(raw)
     assert err.value.status == status
     assert reason in err.value.reason
@@ -78,7 +77,7 @@ def test_meta_headers_keep_their_names_and_join_repeats():
 
 
 def test_meta_that_is_not_utf8_is_refused():
-    with pytest.raises(RequestError, match="X-Riak-Meta-A header is not valid UTF-8"):
+    with pytest.raises(HttpError, match="X-Riak-Meta-A header is not valid UTF-8"):
         parse_meta([("X-Riak-Meta-A", "caf\udcff")])
 
 
@@ -126,14 +125,14 @@ def test_index_values_split_only_on_comma_and_space_as_riak_does():
     ],
 )
 def test_bad_index_headers_are_refused_in_riaks_words(headers, reason):
-    with pytest.raises(RequestError) as err:
+    with pytest.raises(HttpError) as err:
         parse_indexes(headers)
     assert err.value.status == 400
     assert reason in err.value.reason
 
 
 def test_every_bad_index_is_reported():
-    with pytest.raises(RequestError) as err:
+    with pytest.raises(HttpError) as err:
         parse_indexes([("X-Riak-Index-a_int", "x"), ("X-Riak-Index-b", "1")])
     assert err.value.reason.splitlines() == [
         "Could not parse field 'a_int', value 'x'.",
@@ -212,7 +211,7 @@ def test_links_parse_in_order_and_the_up_link_is_implied():
     ],
 )
 def test_malformed_links_are_refused_with_riaks_form(value):
-    with pytest.raises(RequestError) as err:
+    with pytest.raises(HttpError) as err:
         parse_links([value], "b")
     assert err.value.status == 400
     assert err.value.reason == LINK_FORM or "not valid UTF-8" in err.value.reason
@@ -375,23 +374,10 @@ def test_conditions_know_whether_any_header_was_sent():
     assert Conditions.of({"If-Modified-Since": "x"}).any()
 
 
-# ---------------------------------------------------------------- paths and text
-
-
-@pytest.mark.parametrize(
-    ("segment", "decoded"),
-    [("a+b", "a b"), ("a%20b", "a b"), ("a%2Bb", "a+b"), ("a%2Fb", "a/b"), ("caf%C3%A9", "café")],
-)
-def test_path_segments_decode_as_riak_does(segment, decoded):
-    assert riak_unquote(segment) == decoded
-
-
-def test_path_segment_that_is_not_utf8_is_refused():
-    with pytest.raises(RequestError, match="not UTF-8"):
-        riak_unquote("%FF")
+# ---------------------------------------------------------------- text
 
 
 def test_text_values_must_be_utf8():
     assert text_value("X", "café") == "café"
-    with pytest.raises(RequestError):
+    with pytest.raises(HttpError):
         text_value("X", "\udcff")
