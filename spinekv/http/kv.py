@@ -146,7 +146,7 @@ class View:
         return Version(etag, self.last_modified_us // 1_000_000)
 
 
-def _render(
+async def _render(
     request: web.Request, view: View, bucket: str, *, created: bool = False
 ) -> web.Response:
     """200 (201 when created) with the chosen sibling, or 300 (201) listing every sibling."""
@@ -163,9 +163,7 @@ def _render(
         }
     )
     if prefers_multipart(request.headers.get("Accept")):
-        boundary = base64.b32encode(os.urandom(10)).decode().rstrip("=")
-        headers["Content-Type"] = f"multipart/mixed; boundary={boundary}"
-        body = multipart_body(view.contents, bucket, boundary)
+        headers["Content-Type"], body = await multipart_body(view.contents, bucket)
         return web.Response(status=status, body=body, headers=headers)
     listing = "Siblings:\n" + "".join(f"{c.vtag}\n" for c in view.contents)
     return _text(status, listing, headers)
@@ -251,7 +249,7 @@ class KVHandlers:
         )
         if refusal is not None:
             return _refused(refusal, view.version)
-        return _render(request, view, target.bucket)
+        return await _render(request, view, target.bucket)
 
     # -------------------------------------------------------------- PUT / POST
 
@@ -325,7 +323,7 @@ class KVHandlers:
         if returnbody:
             view = View.of(result.obj)
             assert view is not None
-            response = _render(request, view, target.bucket, created=created)
+            response = await _render(request, view, target.bucket, created=created)
         else:
             response = web.Response(status=201 if created else 204)
             response.headers[VCLOCK] = riak_object.encode_context(riak_object.context(result.obj))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 
-from aiohttp import web
+from aiohttp import MultipartWriter, web
 
 from .. import counter
 from .. import object as riak_object
@@ -316,23 +314,32 @@ class QueryHandlers:
 
 
 class _Multipart:
-    """A streamed multipart/mixed body of JSON parts, as Riak streams 2i results."""
+    """A streamed multipart/mixed body of JSON parts, as Riak streams 2i results.
+
+    aiohttp's MultipartWriter writes each part as it comes (without the closing
+    delimiter), and an empty one writes the close. The body opens with a line
+    break, as Riak's does, for the Riak clients that look for one before each
+    delimiter.
+    """
 
     def __init__(self) -> None:
-        self.boundary = base64.b32encode(os.urandom(10)).decode().rstrip("=")
-        self.response = web.StreamResponse(
-            headers={"Content-Type": f"multipart/mixed; boundary={self.boundary}"}
-        )
+        self._boundary = MultipartWriter("mixed").boundary
+        self.response = web.StreamResponse(headers={"Content-Type": self._writer().content_type})
         self.response.enable_chunked_encoding()
+
+    def _writer(self) -> MultipartWriter:
+        return MultipartWriter("mixed", boundary=self._boundary)
 
     async def start(self, request: web.Request) -> None:
         await self.response.prepare(request)
+        await self.response.write(b"\r\n")
 
     async def part(self, body: dict) -> None:
-        head = f"\r\n--{self.boundary}\r\nContent-Type: application/json\r\n\r\n"
-        await self.response.write(head.encode() + json.dumps(body).encode())
+        writer = self._writer()
+        writer.append_json(body)
+        await writer.write(self.response, close_boundary=False)
 
     async def close(self) -> web.StreamResponse:
-        await self.response.write(f"\r\n--{self.boundary}--\r\n".encode())
+        await self._writer().write(self.response)
         await self.response.write_eof()
         return self.response

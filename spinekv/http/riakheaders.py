@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote_plus, unquote_plus
 
+from aiohttp import MultipartWriter
+from multidict import CIMultiDict
+
 from ..object import Content
 from .request import HttpError
 
@@ -251,15 +254,17 @@ def content_headers(content: Content, bucket: str, *, part: bool = False) -> lis
     return headers
 
 
-def multipart_body(contents: Iterable[Content], bucket: str, boundary: str) -> bytes:
-    """A multipart/mixed body with one part per sibling, laid out as Riak's."""
-    parts = []
+async def multipart_body(contents: Iterable[Content], bucket: str) -> tuple[str, bytes]:
+    """(Content-Type, body) of a multipart/mixed answer with one part per sibling.
+
+    aiohttp's MultipartWriter lays it out and picks the boundary. The body opens
+    with a line break, as Riak's does: Riak's clients find a part only where a
+    line break comes before its delimiter.
+    """
+    writer = MultipartWriter("mixed")
     for content in contents:
-        head = "".join(
-            f"{name}: {value}\r\n" for name, value in content_headers(content, bucket, part=True)
-        )
-        parts.append(f"\r\n--{boundary}\r\n{head}\r\n".encode() + content.value)
-    return b"".join(parts) + f"\r\n--{boundary}--\r\n".encode()
+        writer.append(content.value, CIMultiDict(content_headers(content, bucket, part=True)))
+    return writer.content_type, b"\r\n" + await writer.as_bytes()
 
 
 def prefers_multipart(accept: str | None) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -260,13 +262,19 @@ def test_content_headers_on_a_response_and_in_a_multipart_part():
     assert part["X-Riak-Deleted"] == "true"
 
 
-def test_multipart_body_is_laid_out_as_riaks():
+async def test_multipart_body_is_laid_out_as_riaks():
     a, b = Content(b"one", "text/plain"), Content(b"two", "text/plain")
-    body = multipart_body([a, b], "bk", "XYZ")
-    assert body.startswith(b"\r\n--XYZ\r\nContent-Type: text/plain\r\n")
-    assert body.endswith(b"\r\n\r\ntwo\r\n--XYZ--\r\n")
-    assert body.count(b"\r\n--XYZ\r\n") == 2
+    content_type, body = await multipart_body([a, b], "bk")
+    media, _, boundary = content_type.partition("; boundary=")
+    assert media == "multipart/mixed" and boundary
+    # The line break before the first delimiter is what Riak's clients split on.
+    assert body.startswith(f"\r\n--{boundary}\r\nContent-Type: text/plain\r\n".encode())
+    assert body.endswith(f"\r\n\r\ntwo\r\n--{boundary}--\r\n".encode())
+    assert body.count(f"\r\n--{boundary}\r\n".encode()) == 2
     assert f"Etag: {a.vtag}\r\n".encode() in body
+    # Riak's own clients split the body this way (riak/codecs/http.py).
+    delimiter = re.compile(f"\r?\n--{re.escape(boundary)}(?:--)?\r?\n".encode())
+    assert [p.split(b"\r\n\r\n", 1)[1] for p in delimiter.split(body)[1:-1]] == [b"one", b"two"]
 
 
 @pytest.mark.parametrize(
