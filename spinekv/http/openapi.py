@@ -103,7 +103,9 @@ PARAMETERS: Json = {
     "basic_quorum": _query("basic_quorum", _BOOL, "Answer not found after a quorum of misses."),
     "notfound_ok": _query("notfound_ok", _BOOL, "Count a replica's not found as a reply."),
     "timeout": _query(
-        "timeout", {"type": "integer", "minimum": 1}, "Deadline in milliseconds (default 10000)."
+        "timeout",
+        {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+        "Deadline in milliseconds; 0 or none is the node's (default 10000).",
     ),
     "returnbody": _query("returnbody", _BOOL, "Answer 200 with the stored object (or 300)."),
     "vtag": _query("vtag", {"type": "string"}, "Pick one sibling by its vtag (from a 300)."),
