@@ -58,12 +58,19 @@ Key = tuple[str, str, str]
 
 
 class BucketTypeError(ValueError):
-    """A bucket-type or bucket operation the metadata does not allow; `status` is its HTTP code."""
+    """A bucket-type or bucket operation the metadata does not allow; its message says why."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+
+class UnknownBucketType(BucketTypeError):
+    """The type named does not exist (or, for bucket props, is not active)."""
+
+
+class BucketTypeConflict(BucketTypeError):
+    """The type is not in a state that allows the change (already active, not yet seen...)."""
+
+
+class BadBucketChange(BucketTypeError):
+    """A change no state of the type would allow: a bad name, the default type's props."""
 
 
 @dataclass(frozen=True)
@@ -316,7 +323,7 @@ def _validated(current: BucketProps, changes: Mapping[str, Any], *, typed: bool)
 def _existing_type(config: ClusterConfig, meta: BucketMeta, type_name: str) -> BucketProps:
     props = type_props(config, meta, type_name)
     if props is None:
-        raise BucketTypeError(404, f"unknown bucket type {type_name!r}")
+        raise UnknownBucketType(f"unknown bucket type {type_name!r}")
     return props
 
 
@@ -333,7 +340,7 @@ def set_bucket_props(
     check_name("bucket", bucket)
     current = effective_props(config, meta, type_name, bucket)
     if current is None:
-        raise BucketTypeError(404, f"unknown bucket type {type_name!r}")
+        raise UnknownBucketType(f"unknown bucket type {type_name!r}")
     shown = render_bucket(meta, type_name, bucket, current)
     settable = _check_read_only(changes, shown)
     new = _validated(current, settable, typed=type_name != DEFAULT_TYPE)
@@ -362,7 +369,7 @@ def check_name(what: str, name: str) -> None:
     except UnicodeEncodeError:
         size = 0
     if not 0 < size <= 65535 or (what == "bucket type" and ("/" in name or not name.isprintable())):
-        raise BucketTypeError(400, f"{name!r} is not a valid {what} name")
+        raise BadBucketChange(f"{name!r} is not a valid {what} name")
 
 
 def create_type(
@@ -376,9 +383,9 @@ def create_type(
     """`bucket-type create`: a new inactive type, or a new version of one not yet active."""
     check_name("bucket type", name)
     if name == DEFAULT_TYPE:
-        raise BucketTypeError(409, "the default type always exists; set [bucket_defaults]")
+        raise BucketTypeConflict("the default type always exists; set [bucket_defaults]")
     if type_props(config, meta, name) is not None:
-        raise BucketTypeError(409, f"{name} is already active")
+        raise BucketTypeConflict(f"{name} is already active")
     # Riak overwrites these on create, so a copied GET body is fine.
     settable = {k: v for k, v in changes.items() if k not in READ_ONLY}
     props = config.type_defaults.updated(settable)
@@ -396,13 +403,12 @@ def activate_type(
     members = list(members)
     status = type_status(config, meta, name, members)
     if status == UNDEFINED:
-        raise BucketTypeError(404, f"{name} is not an existing bucket type")
+        raise UnknownBucketType(f"{name} is not an existing bucket type")
     if status == ACTIVE:
         return meta
     if status == CREATED:
         waiting = ", ".join(unacknowledged(meta, name, members))
-        raise BucketTypeError(
-            409,
+        raise BucketTypeConflict(
             f"{name} has been created but cannot be activated yet: "
             f"not yet seen by {waiting} (a member that is down must come back first)",
         )
@@ -421,14 +427,14 @@ def update_type(
 ) -> BucketMeta:
     """`bucket-type update` and PUT /types/T/props: change some props of an active type."""
     if name == DEFAULT_TYPE:
-        raise BucketTypeError(
-            400, "the default type's props come from [bucket_defaults] in cluster.toml"
+        raise BadBucketChange(
+            "the default type's props come from [bucket_defaults] in cluster.toml"
         )
     current = type_props(config, meta, name)
     if current is None:
         if type_entry(meta, name) is None:
-            raise BucketTypeError(404, f"{name} is not an existing bucket type")
-        raise BucketTypeError(409, f"{name} is not active; activate it first")
+            raise UnknownBucketType(f"{name} is not an existing bucket type")
+        raise BucketTypeConflict(f"{name} is not active; activate it first")
     settable = _check_read_only(changes, render_type(meta, name, current))
     new = _validated(current, settable, typed=True)
     value = {"props": new.to_json(), "active": True, "claimant": claimant(meta, name)}

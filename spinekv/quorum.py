@@ -1,18 +1,28 @@
-"""Quorum decisions for GET and PUT, free of I/O (riak_kv_get_core / put_core in Python).
+"""Quorum decisions for GET, PUT and DELETE, free of I/O (riak_kv_get_core / put_core in Python).
 
-The coordinator feeds each replica's reply into a core and asks it whether it
-has enough to answer, what the answer is, and, for GETs, which replicas to
-repair once every reply is in. Cores never read clocks or touch the network.
+The options of a request come from its bucket's props and what the client asked
+for (get_options, put_options, delete_options). The coordinator feeds each
+replica's reply into a core and asks it whether it has enough to answer, what
+the answer is, and, for GETs, which replicas to repair once every reply is in.
+Nothing here reads a clock or touches the network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from . import object as riak_object
 from .dvv import DVVSet
 from .ring import PrefEntry
+
+if TYPE_CHECKING:
+    from .props import BucketProps
+
+# A request's quorum values by name (r, w, dw, rw, pr, pw, node_confirms): a count, or
+# one of "one", "quorum", "all", "default". A name left out takes the bucket's value.
+Requested = Mapping[str, str | int]
 
 # ---------------------------------------------------------------- quorum values
 
@@ -47,6 +57,86 @@ def resolve(name: str, spec: int | str, n_val: int, default: int | str | None = 
     if not lowest <= value <= n_val:
         raise QuorumValueError(f"{name}={value} is out of range: must be {lowest}..{n_val} (n_val)")
     return value
+
+
+# ---------------------------------------------------------------- request options
+
+
+@dataclass(frozen=True, slots=True)
+class GetOptions:
+    r: int
+    pr: int = 0
+    notfound_ok: bool = True
+    basic_quorum: bool = False
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PutOptions:
+    w: int
+    dw: int = 0
+    pw: int = 0
+    node_confirms: int = 0
+    timeout: float = 10.0
+
+
+def _count(props: BucketProps, requested: Requested, name: str) -> int:
+    bucket_value = props.quorum(name)
+    return resolve(name, requested.get(name, bucket_value), props.n_val, bucket_value)
+
+
+def get_options(
+    props: BucketProps,
+    requested: Requested,
+    timeout: float,
+    *,
+    notfound_ok: bool | None = None,
+    basic_quorum: bool | None = None,
+) -> GetOptions:
+    """A read's options: the requested r and pr, else the bucket's; None flags take the bucket's."""
+    return GetOptions(
+        r=_count(props, requested, "r"),
+        pr=_count(props, requested, "pr"),
+        notfound_ok=props.notfound_ok if notfound_ok is None else notfound_ok,
+        basic_quorum=props.basic_quorum if basic_quorum is None else basic_quorum,
+        timeout=timeout,
+    )
+
+
+def put_options(props: BucketProps, requested: Requested, timeout: float) -> PutOptions:
+    """A write's options. A durable ack is an ack too, so w is never below dw (as in Riak)."""
+    w = _count(props, requested, "w")
+    dw = _count(props, requested, "dw")
+    return PutOptions(
+        w=max(w, dw),
+        dw=dw,
+        pw=_count(props, requested, "pw"),
+        node_confirms=_count(props, requested, "node_confirms"),
+        timeout=timeout,
+    )
+
+
+def delete_options(
+    props: BucketProps,
+    requested: Requested,
+    timeout: float,
+    *,
+    notfound_ok: bool | None = None,
+    basic_quorum: bool | None = None,
+) -> tuple[GetOptions, PutOptions]:
+    """The read and the tombstone write of a delete, as riak_kv_delete sets them from rw.
+
+    rw stands in for r and for w where the client did not give them; the
+    tombstone write still waits for dw durable acks.
+    """
+    rw = _count(props, requested, "rw")
+    read = get_options(
+        props, {"r": rw, **requested}, timeout, notfound_ok=notfound_ok, basic_quorum=basic_quorum
+    )
+    write = put_options(props, requested, timeout)
+    if "w" not in requested:
+        write = replace(write, w=max(rw, write.dw))
+    return read, write
 
 
 # ---------------------------------------------------------------- GET

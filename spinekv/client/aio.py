@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class _Answer:
     headers: CIMultiDictProxy[str]
     body: bytes
     node: str
+    parts: list[multipart.Part] = field(default_factory=list)  # of a 300 with siblings
 
     @property
     def reason(self) -> str:
@@ -221,8 +222,11 @@ class AsyncClient:
                     data=data,
                     timeout=timeout,
                 ) as resp:
-                    body = await resp.read()
-                    answer = _Answer(resp.status, resp.headers, body, target)
+                    if resp.status == 300 and resp.content_type == "multipart/mixed":
+                        parts = [p async for p in multipart.parts(resp.headers, resp.content)]
+                        answer = _Answer(resp.status, resp.headers, b"", target, parts)
+                    else:
+                        answer = _Answer(resp.status, resp.headers, await resp.read(), target)
             except _NOT_SENT as exc:
                 self._failed(target, exc, attempts)
             except _MAYBE_SENT as exc:
@@ -287,8 +291,9 @@ class AsyncClient:
     def _fill(self, obj: Obj, answer: _Answer, resolver: Resolver | None) -> Obj:
         """Take the siblings and context an object answer carries into `obj`."""
         if answer.status == 300:
-            parts = multipart.split(answer.body, answer.headers.get("Content-Type", ""))
-            found = [codec.sibling_from(h, body) for h, body in parts]
+            if not answer.parts:
+                raise ServerError(f"{answer.node} answered 300 without multipart/mixed siblings")
+            found = [codec.sibling_from(h, body) for h, body in answer.parts]
         elif answer.status == 404:
             found = []
         else:
@@ -598,15 +603,9 @@ class AsyncClient:
         }
         path, params = self._index_request(query, None)
         async with self._stream(path, {**params, "stream": True}) as resp:
-            boundary = multipart.boundary_of(resp.headers.get("Content-Type", ""))
-            if boundary is None:
+            if resp.content_type != "multipart/mixed":
                 raise ServerError("a streamed index answer must be multipart/mixed")
-            parts = multipart.MultipartStream(boundary)
-            async for chunk in resp.content.iter_any():
-                for _headers, body in parts.feed(chunk):
-                    for result in self._index_part(body, index):
-                        yield result
-            for _headers, body in parts.close():
+            async for _headers, body in multipart.parts(resp.headers, resp.content):
                 for result in self._index_part(body, index):
                     yield result
 

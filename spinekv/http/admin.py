@@ -13,9 +13,11 @@ from .. import ringstate
 from ..config import ClusterConfig
 from ..node.coordinator import BKey, Coordinator
 from ..node.handoff import Handoff
+from ..node.messages import Get
 from ..ringstate import JOIN, LEAVE, REMOVE, RingStateError
 from ..transport.base import TransportError
 from . import api, openapi
+from .request import HttpError, json_answer, path_names, refusing
 
 
 class AdminHandlers:
@@ -53,18 +55,17 @@ class AdminHandlers:
             }
         )
 
+    @refusing(json_answer)
     async def replicas(self, request: web.Request) -> web.Response:
         """Each preference-list entry of a key and what that replica holds, without repairing."""
-        info = request.match_info
+        info = path_names(request)
         bkey = BKey(info["type"].encode(), info["bucket"].encode(), info["key"].encode())
         coord = self.coordinator
         ring = coord.membership.ring
         n_val = request.query.get("n_val", str(self.n_val))
         ring_size = coord.membership.ring.ring_size
         if not (n_val.isascii() and n_val.isdigit() and 1 <= int(n_val) <= ring_size):
-            return web.Response(
-                status=400, text=f"n_val={n_val!r}: expected an integer from 1 to {ring_size}\n"
-            )
+            raise HttpError(400, f"n_val={n_val!r}: expected an integer from 1 to {ring_size}")
         partition = ring.partition_of(bkey.bucket_type, bkey.bucket, bkey.key)
         out = []
         for entry in coord.membership.preflist(partition, int(n_val)):
@@ -74,7 +75,7 @@ class AdminHandlers:
                     raw = coord.vnodes.get_raw(entry.partition, bkey.okey)
                 else:
                     raw = await coord.transport.request(
-                        entry.node, ["get", entry.partition, bkey.okey], 5.0
+                        entry.node, Get(entry.partition, bkey.okey).to_wire(), 5.0
                     )
             except TransportError as exc:
                 row["status"] = f"error: {exc}"
@@ -112,14 +113,15 @@ class AdminHandlers:
             }
         )
 
+    @refusing(json_answer)
     async def stage(self, request: web.Request) -> web.Response:
         """POST /admin/stage?action=join|leave|remove&node=NAME"""
         action = request.query.get("action", "")
         node = request.query.get("node", "")
         if action not in (JOIN, LEAVE, REMOVE):
-            return _refused(400, f"action={action!r}: expected join, leave or remove")
+            raise HttpError(400, f"action={action!r}: expected join, leave or remove")
         if node not in self.config.node_names():
-            return _refused(400, f"node={node!r}: not a node in cluster.toml")
+            raise HttpError(400, f"node={node!r}: not a node in cluster.toml")
         membership = self.coordinator.membership
         if action == JOIN:
             # It may have just started, and the link to it be waiting out a reconnect
@@ -130,7 +132,7 @@ class AdminHandlers:
                 if not membership.is_up(node):
                     await asyncio.sleep(0.2)
         if action == JOIN and not membership.is_up(node):
-            return _refused(
+            raise HttpError(
                 409,
                 f"{node} is not reachable from {membership.me}; start it first "
                 f"(spinekv up --detach {node})",
@@ -138,19 +140,20 @@ class AdminHandlers:
         try:
             state = membership.stage(node, action)
         except RingStateError as exc:
-            return _refused(409, str(exc))
+            raise HttpError(409, str(exc)) from None
         return web.json_response({"staged": state.staged_changes()})
 
     async def clear(self, request: web.Request) -> web.Response:
         state = self.coordinator.membership.clear()
         return web.json_response({"staged": state.staged_changes()})
 
+    @refusing(json_answer)
     async def plan(self, request: web.Request) -> web.Response:
         membership = self.coordinator.membership
         try:
             plan = membership.plan()
         except RingStateError as exc:
-            return _refused(409, str(exc))
+            raise HttpError(409, str(exc)) from None
         state = membership.state
         before = state.effective.shares()
         after = plan.target.shares()
@@ -170,12 +173,13 @@ class AdminHandlers:
             }
         )
 
+    @refusing(json_answer)
     async def commit(self, request: web.Request) -> web.Response:
         membership = self.coordinator.membership
         try:
             state = membership.commit()
         except RingStateError as exc:
-            return _refused(409, str(exc))
+            raise HttpError(409, str(exc)) from None
         return web.json_response(
             {"epoch": state.epoch, "digest": state.full_digest, "moves": len(state.pending_moves())}
         )
@@ -198,10 +202,6 @@ def _member_rows(state: ringstate.RingState) -> list[tuple[str, tuple[int, int],
     """(node, (partitions now, after pending moves), status) for every member."""
     shares = ringstate.shares(state)
     return [(name, shares.get(name, (0, 0)), status) for name, status in state.members]
-
-
-def _refused(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
 
 
 def _describe(raw: bytes | None) -> dict:

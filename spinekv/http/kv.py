@@ -29,7 +29,6 @@ import base64
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -39,16 +38,26 @@ from .. import counter
 from .. import object as riak_object
 from ..config import ClusterConfig
 from ..dvv import DVVSet
-from ..node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
+from ..node.coordinator import BKey, Coordinator, PutOk
 from ..object import CodecError, Content
 from ..props import BucketProps
-from ..quorum import Failed, Found, NotFound
-from . import api, openapi, params
+from ..quorum import Failed, Found, GetOptions, NotFound, PutOptions
+from . import api, openapi
+from .request import (
+    HttpError,
+    check_params,
+    delete_options,
+    flag,
+    get_options,
+    path_names,
+    put_options,
+    refusing,
+    shown,
+)
 from .riakheaders import (
     DELETED,
     Conditions,
     Refusal,
-    RequestError,
     Version,
     check_conditions,
     content_headers,
@@ -59,8 +68,6 @@ from .riakheaders import (
     parse_links,
     parse_meta,
     prefers_multipart,
-    riak_unquote,
-    shown,
     sibling_etag,
 )
 
@@ -93,14 +100,9 @@ class Target:
 
 
 def _target(request: web.Request, new_key: str | None = None) -> Target:
-    # From the raw path, not match_info: Riak decodes '+' as a space, aiohttp does not.
-    segments = request.rel_url.raw_path.split("/")[1:]
-    if segments[0] == "types":
-        bucket_type, rest = riak_unquote(segments[1]), segments[2:]
-    else:
-        bucket_type, rest = "default", segments
-    key = new_key if new_key is not None else riak_unquote(rest[3])
-    return Target(bucket_type, riak_unquote(rest[1]), key)
+    names = path_names(request)
+    key = new_key if new_key is not None else names["key"]
+    return Target(names.get("type", "default"), names["bucket"], key)
 
 
 def _client_context(request: web.Request) -> dict[str, int] | None:
@@ -110,7 +112,7 @@ def _client_context(request: web.Request) -> dict[str, int] | None:
     try:
         return riak_object.decode_context(raw.strip())
     except CodecError as exc:
-        raise RequestError(str(exc)) from None
+        raise HttpError(400, str(exc)) from None
 
 
 # ------------------------------------------------------------------ what a response shows
@@ -146,7 +148,7 @@ class View:
         return Version(etag, self.last_modified_us // 1_000_000)
 
 
-def _render(
+async def _render(
     request: web.Request, view: View, bucket: str, *, created: bool = False
 ) -> web.Response:
     """200 (201 when created) with the chosen sibling, or 300 (201) listing every sibling."""
@@ -163,9 +165,7 @@ def _render(
         }
     )
     if prefers_multipart(request.headers.get("Accept")):
-        boundary = base64.b32encode(os.urandom(10)).decode().rstrip("=")
-        headers["Content-Type"] = f"multipart/mixed; boundary={boundary}"
-        body = multipart_body(view.contents, bucket, boundary)
+        headers["Content-Type"], body = await multipart_body(view.contents, bucket)
         return web.Response(status=status, body=body, headers=headers)
     listing = "Siblings:\n" + "".join(f"{c.vtag}\n" for c in view.contents)
     return _text(status, listing, headers)
@@ -216,34 +216,24 @@ class KVHandlers:
         props = self._props_of(target.bucket_type, target.bucket)
         if props is None:
             # Riak's answer for a type that does not exist or is not active.
-            raise RequestError(f"Unknown bucket type: {target.bucket_type}", 404)
+            raise HttpError(404, f"Unknown bucket type: {target.bucket_type}")
         return props
 
     def _now_s(self) -> int:
         return self._now_us() // 1_000_000
 
     def _get_options(self, query: Mapping[str, str], props: BucketProps) -> GetOptions:
-        return params.get_options(query, props, self.config.request_timeout_ms)
+        return get_options(query, props, self.config.request_timeout_ms)
 
     def _put_options(self, query: Mapping[str, str], props: BucketProps) -> PutOptions:
-        return params.put_options(query, props, self.config.request_timeout_ms)
-
-    @staticmethod
-    def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
-        async def wrapper(self: KVHandlers, request: web.Request) -> web.StreamResponse:
-            try:
-                return await handler(self, request)
-            except RequestError as exc:
-                return _text(exc.status, exc.reason)
-
-        return wrapper
+        return put_options(query, props, self.config.request_timeout_ms)
 
     # -------------------------------------------------------------- GET
 
-    @guarded
+    @refusing()
     async def get(self, request: web.Request) -> web.StreamResponse:
         target = _target(request)
-        params.check_params(request.query, write=False)
+        check_params(request.query, write=False)
         props = self._props(target)
         result = await self.coordinator.get(
             target.bkey, props, self._get_options(request.query, props)
@@ -261,15 +251,15 @@ class KVHandlers:
         )
         if refusal is not None:
             return _refused(refusal, view.version)
-        return _render(request, view, target.bucket)
+        return await _render(request, view, target.bucket)
 
     # -------------------------------------------------------------- PUT / POST
 
-    @guarded
+    @refusing()
     async def put(self, request: web.Request) -> web.StreamResponse:
         return await self._store(request, _target(request), created=False)
 
-    @guarded
+    @refusing()
     async def post_new(self, request: web.Request) -> web.StreamResponse:
         return await self._store(request, _target(request, self._new_key()), created=True)
 
@@ -277,10 +267,10 @@ class KVHandlers:
         declared = request.content_length
         limit = self.config.max_object_size
         if declared is not None and declared > limit:
-            raise RequestError(f"value of {declared} bytes exceeds max_object_size {limit}", 413)
+            raise HttpError(413, f"value of {declared} bytes exceeds max_object_size {limit}")
         body = await request.read()
         if len(body) > limit:
-            raise RequestError(f"value of {len(body)} bytes exceeds max_object_size {limit}", 413)
+            raise HttpError(413, f"value of {len(body)} bytes exceeds max_object_size {limit}")
         return body
 
     async def _store(
@@ -291,9 +281,9 @@ class KVHandlers:
         content_type = parse_content_type(headers.get("Content-Type"))
         if content_type.split(";")[0].lower() == counter.INCREMENT:
             # The coordinating vnode would apply it as a counter increment, not store it.
-            raise RequestError(f"Content-Type {counter.INCREMENT} is reserved for counters", 415)
-        params.check_params(query, write=True)
-        returnbody = params.bool_param(query, "returnbody", False, allow_default=False)
+            raise HttpError(415, f"Content-Type {counter.INCREMENT} is reserved for counters")
+        check_params(query, write=True)
+        returnbody = flag(query, "returnbody")
         links = parse_links(headers.getall("Link", []), target.bucket)
         indexes = parse_indexes(headers.items())
         meta = parse_meta(headers.items())
@@ -335,7 +325,7 @@ class KVHandlers:
         if returnbody:
             view = View.of(result.obj)
             assert view is not None
-            response = _render(request, view, target.bucket, created=created)
+            response = await _render(request, view, target.bucket, created=created)
         else:
             response = web.Response(status=201 if created else 204)
             response.headers[VCLOCK] = riak_object.encode_context(riak_object.context(result.obj))
@@ -345,21 +335,14 @@ class KVHandlers:
 
     # -------------------------------------------------------------- DELETE
 
-    @guarded
+    @refusing()
     async def delete(self, request: web.Request) -> web.StreamResponse:
         target = _target(request)
         query = request.query
-        params.check_params(query, write=True)
+        check_params(query, write=True)
         context = _client_context(request)
         props = self._props(target)
-        rw = params.quorum(query, "rw", props)
-        read_opts = replace(
-            self._get_options(query, props),
-            r=params.quorum(query, "r", props) if "r" in query else rw,
-        )
-        put_opts = self._put_options(query, props)
-        if "w" not in query:
-            put_opts = replace(put_opts, w=max(rw, put_opts.dw))
+        read_opts, put_opts = delete_options(query, props, self.config.request_timeout_ms)
         # Riak reads before it deletes: a missing key is a 404, and preconditions apply.
         found = await self.coordinator.get(target.bkey, props, read_opts)
         if isinstance(found, Failed):

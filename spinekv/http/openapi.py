@@ -61,7 +61,9 @@ PARAMETERS: Json = {
     ),
     "notfound_ok": api.query("notfound_ok", api.BOOL, "Count a replica's not found as a reply."),
     "timeout": api.query(
-        "timeout", {"type": "integer", "minimum": 1}, "Deadline in milliseconds (default 10000)."
+        "timeout",
+        {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+        "Deadline in milliseconds; 0 or none is the node's (default 10000).",
     ),
     "returnbody": api.query("returnbody", api.BOOL, "Answer 200 with the stored object (or 300)."),
     "vtag": api.query("vtag", {"type": "string"}, "Pick one sibling by its vtag (from a 300)."),

@@ -11,73 +11,37 @@ bucket metadata and gossiped from here (membership.update_buckets).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from .. import buckets
-from ..buckets import BucketMeta, BucketTypeError
+from ..buckets import BucketMeta
 from ..config import ClusterConfig
 from ..node.membership import Membership
-from ..props import PropsError
 from . import api, openapi
-from .riakheaders import RequestError, path_names
+from .request import HttpError, json_answer, path_names, refusing
 
 FORMAT = '{"props":{...bucket properties...}}'
 
-Handler = Callable[["PropsHandlers", web.Request], Awaitable[web.StreamResponse]]
-
-
-def _refused(status: int, reason: str, errors: dict[str, str] | None = None) -> web.Response:
-    body: dict[str, Any] = {"error": reason}
-    if errors:
-        body["errors"] = errors
-    return web.json_response(body, status=status)
-
-
-class _Refusal(Exception):
-    def __init__(self, response: web.Response) -> None:
-        self.response = response
-
-
-def _guarded(handler: Handler) -> Handler:
-    """Turn every refusal into its 4xx answer; the metadata is only changed on success."""
-
-    async def wrapper(self: PropsHandlers, request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(self, request)
-        except _Refusal as exc:
-            return exc.response
-        except PropsError as exc:
-            return _refused(400, f"invalid bucket properties: {exc}", exc.errors)
-        except BucketTypeError as exc:
-            return _refused(exc.status, exc.reason)
-
-    return wrapper
-
-
-def _names(request: web.Request) -> dict[str, str]:
-    """Type and bucket decoded as the object resource decodes them ('+' is a space)."""
-    try:
-        return path_names(request)
-    except RequestError as exc:
-        raise _Refusal(_refused(exc.status, exc.reason)) from None
+# Every refusal is answered as JSON; the metadata is only changed on success.
+_guarded = refusing(json_answer)
 
 
 async def _props_body(request: web.Request, what: str) -> dict[str, Any]:
     """The {"props": {...}} object of a PUT, or a refusal saying the form it must take."""
     if request.content_type != "application/json":
         reason = f"Content-Type must be application/json, not {request.content_type}"
-        raise _Refusal(_refused(415, reason))
+        raise HttpError(415, reason)
     try:
         body = json.loads(await request.read() or b"null")
     except (ValueError, RecursionError):  # RecursionError: nested deeper than json can go
         body = None
     props = body.get("props") if isinstance(body, dict) else None
     if not isinstance(props, dict):
-        raise _Refusal(_refused(400, f"{what} must be a JSON object of the form: {FORMAT}"))
+        raise HttpError(400, f"{what} must be a JSON object of the form: {FORMAT}")
     return props
 
 
@@ -105,31 +69,31 @@ class PropsHandlers:
 
     @staticmethod
     def _type(request: web.Request) -> str:
-        return _names(request).get("type", buckets.DEFAULT_TYPE)
+        return path_names(request).get("type", buckets.DEFAULT_TYPE)
 
     # -------------------------------------------------------------- bucket props
 
     @_guarded
     async def get_bucket(self, request: web.Request) -> web.StreamResponse:
-        type_name, bucket = self._type(request), _names(request)["bucket"]
+        type_name, bucket = self._type(request), path_names(request)["bucket"]
         meta = self._meta
         props = buckets.effective_props(self.config, meta, type_name, bucket)
         if props is None:
-            return _refused(404, f"unknown bucket type {type_name!r}")
+            raise HttpError(404, f"unknown bucket type {type_name!r}")
         return web.json_response({"props": buckets.render_bucket(meta, type_name, bucket, props)})
 
     @_guarded
     async def put_bucket(self, request: web.Request) -> web.StreamResponse:
-        type_name, bucket = self._type(request), _names(request)["bucket"]
+        type_name, bucket = self._type(request), path_names(request)["bucket"]
         if buckets.type_props(self.config, self._meta, type_name) is None:
-            return _refused(404, f"unknown bucket type {type_name!r}")
+            raise HttpError(404, f"unknown bucket type {type_name!r}")
         changes = await _props_body(request, "bucket PUT")
         self._change(buckets.set_bucket_props, type_name, bucket, changes)
         return web.Response(status=204)
 
     @_guarded
     async def reset_bucket(self, request: web.Request) -> web.StreamResponse:
-        type_name, bucket = self._type(request), _names(request)["bucket"]
+        type_name, bucket = self._type(request), path_names(request)["bucket"]
         self._change(buckets.reset_bucket_props, type_name, bucket)
         return web.Response(status=204)
 
@@ -141,14 +105,14 @@ class PropsHandlers:
         meta = self._meta
         props = buckets.type_props(self.config, meta, type_name)
         if props is None:
-            return _refused(404, f"unknown bucket type {type_name!r}")
+            raise HttpError(404, f"unknown bucket type {type_name!r}")
         return web.json_response({"props": buckets.render_type(meta, type_name, props)})
 
     @_guarded
     async def put_type(self, request: web.Request) -> web.StreamResponse:
         type_name = self._type(request)
         if buckets.type_props(self.config, self._meta, type_name) is None:
-            return _refused(404, f"Cannot modify unknown bucket type: {type_name}")
+            raise HttpError(404, f"Cannot modify unknown bucket type: {type_name}")
         changes = await _props_body(request, "bucket type PUT")
         self._change(buckets.update_type, type_name, changes)
         return web.Response(status=204)
@@ -173,24 +137,24 @@ class PropsHandlers:
 
     @_guarded
     async def type_status(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self._describe(request.match_info["type"]))
+        return web.json_response(self._describe(path_names(request)["type"]))
 
     @_guarded
     async def create_type(self, request: web.Request) -> web.StreamResponse:
-        type_name = request.match_info["type"]
+        type_name = path_names(request)["type"]
         changes = await _props_body(request, "bucket type create")
         self._change(buckets.create_type, type_name, changes)
         return web.json_response(self._describe(type_name), status=201)
 
     @_guarded
     async def activate_type(self, request: web.Request) -> web.StreamResponse:
-        type_name = request.match_info["type"]
+        type_name = path_names(request)["type"]
         self._change(buckets.activate_type, type_name, self._members())
         return web.json_response(self._describe(type_name))
 
     @_guarded
     async def update_type(self, request: web.Request) -> web.StreamResponse:
-        type_name = request.match_info["type"]
+        type_name = path_names(request)["type"]
         changes = await _props_body(request, "bucket type update")
         self._change(buckets.update_type, type_name, changes)
         return web.json_response(self._describe(type_name))

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any
 
-from aiohttp import web
+from aiohttp import MultipartWriter, web
 
 from .. import counter
 from .. import object as riak_object
 from ..config import ClusterConfig
 from ..index import (
     SPECIAL,
-    IndexError_,
     Query,
     decode_continuation,
     encode_continuation,
@@ -29,46 +25,29 @@ from ..node.coordinator import BKey, Coordinator, PutOk
 from ..node.coverage import CoverageFailed
 from ..props import BucketProps
 from ..quorum import Failed, NotFound
-from . import api, openapi, params
-from .riakheaders import RequestError, path_names
-
-
-class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+from . import api, openapi
+from .request import (
+    HttpError,
+    flag,
+    get_options,
+    listing,
+    path_names,
+    put_options,
+    refusing,
+    timeout,
+)
 
 
 def _text(status: int, body: str) -> web.Response:
     return web.Response(status=status, text=body.rstrip("\n") + "\n")
 
 
-def _flag(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name)
-    if raw is None:
-        return False
-    if raw.lower() in ("true", "1"):
-        return True
-    if raw.lower() in ("false", "0"):
-        return False
-    raise Refused(400, f"{name}={raw!r}: expected true or false")
-
-
-MAX_TIMEOUT_MS = 3_600_000
 MAX_RESULTS = 1_000_000
 
 
 def _decimal(text: str) -> bool:
     # str.isdigit() also accepts digits such as "²" that int() refuses.
     return text.isascii() and text.isdigit()
-
-
-def _path(request: web.Request) -> dict[str, str]:
-    try:
-        return path_names(request)
-    except RequestError as exc:
-        raise Refused(exc.status, exc.reason) from None
 
 
 def _decode_key(key: bytes) -> str:
@@ -91,35 +70,14 @@ class QueryHandlers:
     # -------------------------------------------------------------- helpers
 
     def _props(self, request: web.Request, bucket: str = "") -> BucketProps:
-        type_name = _path(request).get("type", "default")
+        type_name = path_names(request).get("type", "default")
         props = self._props_of(type_name, bucket)
         if props is None:
-            raise Refused(404, f"Unknown bucket type: {type_name}")
+            raise HttpError(404, f"Unknown bucket type: {type_name}")
         return props
 
     def _timeout(self, request: web.Request) -> float:
-        raw = request.query.get("timeout")
-        if raw is None or raw == "0":  # the riak client sends 0 for "infinity": the default
-            return self.config.request_timeout_ms / 1000
-        if not _decimal(raw) or int(raw) > MAX_TIMEOUT_MS:
-            raise Refused(
-                400, f"timeout={raw!r}: expected whole milliseconds up to {MAX_TIMEOUT_MS}"
-            )
-        return int(raw) / 1000
-
-    @staticmethod
-    def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
-        async def wrapper(self: QueryHandlers, request: web.Request) -> web.StreamResponse:
-            try:
-                return await handler(self, request)
-            except Refused as exc:
-                return _text(exc.status, exc.reason)
-            except IndexError_ as exc:
-                return _text(400, str(exc))
-            except RequestError as exc:
-                return _text(exc.status, exc.reason)
-
-        return wrapper
+        return timeout(request.query, self.config.request_timeout_ms)
 
     async def _collect(self, kind: str, args: list, n_val: int, timeout: float, **kw) -> list:
         parts = []
@@ -128,15 +86,15 @@ class QueryHandlers:
                 async for part in self.coordinator.coverage.run(kind, args, n_val, timeout, **kw):
                     parts.append(part)
         except CoverageFailed as exc:
-            raise Refused(503, str(exc)) from None
+            raise HttpError(503, str(exc)) from None
         except TimeoutError:
-            raise Refused(503, f"coverage query timed out after {timeout:g}s") from None
+            raise HttpError(503, f"coverage query timed out after {timeout:g}s") from None
         return parts
 
     # -------------------------------------------------------------- 2i
 
     def _query(self, request: web.Request) -> tuple[Query, bool]:
-        info = _path(request)
+        info = path_names(request)
         field = info["field"]
         if field not in SPECIAL:
             field = field.lower()
@@ -144,22 +102,19 @@ class QueryHandlers:
         end_raw = info.get("end")
         is_range = end_raw is not None
         if field == "$bucket" and is_range:
-            raise Refused(400, "$bucket takes one value (the bucket), not a range")
+            raise HttpError(400, "$bucket takes one value (the bucket), not a range")
         max_raw = request.query.get("max_results")
         if max_raw is not None and not (_decimal(max_raw) and 0 < int(max_raw) <= MAX_RESULTS):
-            raise Refused(
+            raise HttpError(
                 400, f"max_results={max_raw!r}: expected a positive integer up to {MAX_RESULTS}"
             )
         regex = request.query.get("term_regex")
         if regex is not None and (not is_range or is_int_field(field)):
-            raise Refused(
+            raise HttpError(
                 400, "term_regex is only allowed on range queries over _bin indexes or $key"
             )
-        try:
-            start = parse_term(field, start_raw)
-            end = parse_term(field, end_raw) if is_range else start
-        except IndexError_ as exc:
-            raise Refused(400, str(exc)) from None
+        start = parse_term(field, start_raw)
+        end = parse_term(field, end_raw) if is_range else start
         cont_raw = request.query.get("continuation")
         continuation = decode_continuation(cont_raw, field) if cont_raw else None
         q = Query(
@@ -168,17 +123,17 @@ class QueryHandlers:
             field,
             start,
             end,
-            return_terms=_flag(request, "return_terms") and is_range,
+            return_terms=flag(request.query, "return_terms") and is_range,
             max_results=int(max_raw) if max_raw is not None else None,
             continuation=continuation,
             term_regex=regex,
         )
-        return q, _flag(request, "stream")
+        return q, flag(request.query, "stream")
 
-    @guarded
+    @refusing()
     async def index(self, request: web.Request) -> web.StreamResponse:
         q, stream = self._query(request)
-        props = self._props(request, _path(request)["bucket"])
+        props = self._props(request, path_names(request)["bucket"])
         timeout = self._timeout(request)
         if stream and q.max_results is None:
             return await self._stream_index(request, q, props.n_val, timeout)
@@ -227,12 +182,10 @@ class QueryHandlers:
 
     # -------------------------------------------------------------- listing
 
-    @guarded
+    @refusing()
     async def keys(self, request: web.Request) -> web.StreamResponse:
-        mode = request.query.get("keys")
-        if mode not in ("true", "stream"):
-            raise Refused(400, "keys=true or keys=stream is required to list keys")
-        names = _path(request)
+        mode = listing(request.query, "keys")
+        names = path_names(request)
         bucket = names["bucket"]
         props = self._props(request, bucket)
         q = Query(names.get("type", "default").encode(), bucket.encode(), "$bucket", "", "")
@@ -246,12 +199,10 @@ class QueryHandlers:
             request, "keys", answers, timeout, lambda part: [_decode_key(k) for _, k in part]
         )
 
-    @guarded
+    @refusing()
     async def buckets(self, request: web.Request) -> web.StreamResponse:
-        mode = request.query.get("buckets")
-        if mode not in ("true", "stream"):
-            raise Refused(400, "buckets=true or buckets=stream is required to list buckets")
-        type_name = _path(request).get("type", "default")
+        mode = listing(request.query, "buckets")
+        type_name = path_names(request).get("type", "default")
         props = self._props(request)
         timeout = self._timeout(request)
         args = [type_name.encode()]
@@ -298,18 +249,18 @@ class QueryHandlers:
     # -------------------------------------------------------------- counters
 
     def _counter_props(self, request: web.Request) -> tuple[BKey, BucketProps]:
-        names = _path(request)
+        names = path_names(request)
         bucket = names["bucket"]
         props = self._props(request, bucket)
         if not props.allow_mult:
-            raise Refused(409, "Counters require bucket property 'allow_mult=true'")
+            raise HttpError(409, "Counters require bucket property 'allow_mult=true'")
         bkey = BKey(b"default", bucket.encode(), names["key"].encode())
         return bkey, props
 
-    @guarded
+    @refusing()
     async def counter_get(self, request: web.Request) -> web.StreamResponse:
         bkey, props = self._counter_props(request)
-        opts = params.get_options(request.query, props, self.config.request_timeout_ms)
+        opts = get_options(request.query, props, self.config.request_timeout_ms)
         result = await self.coordinator.get(bkey, props, opts)
         if isinstance(result, Failed):
             return _text(503, result.reason)
@@ -321,21 +272,21 @@ class QueryHandlers:
             return _text(409, f"{exc}: the key does not hold a counter")
         return web.Response(text=str(value), content_type="text/plain")
 
-    @guarded
+    @refusing()
     async def counter_update(self, request: web.Request) -> web.StreamResponse:
         bkey, props = self._counter_props(request)
         body = await request.read()
         try:
             delta = counter.parse_delta(body)
         except counter.CounterError as exc:
-            raise Refused(400, str(exc)) from None
-        opts = params.put_options(request.query, props, self.config.request_timeout_ms)
+            raise HttpError(400, str(exc)) from None
+        opts = put_options(request.query, props, self.config.request_timeout_ms)
         op = counter.increment_op(delta, self._now_us())
         result = await self.coordinator.put(bkey, props, {}, op, opts)
         if isinstance(result, Failed):
             return _text(503, result.reason)
         assert isinstance(result, PutOk)
-        if _flag(request, "returnvalue"):
+        if flag(request.query, "returnvalue"):
             try:
                 value = counter.value_of(riak_object.live_contents(result.obj))
             except counter.CounterError as exc:
@@ -366,24 +317,33 @@ class QueryHandlers:
 
 
 class _Multipart:
-    """A streamed multipart/mixed body of JSON parts, as Riak streams 2i results."""
+    """A streamed multipart/mixed body of JSON parts, as Riak streams 2i results.
+
+    aiohttp's MultipartWriter writes each part as it comes (without the closing
+    delimiter), and an empty one writes the close. The body opens with a line
+    break, as Riak's does, for the Riak clients that look for one before each
+    delimiter.
+    """
 
     def __init__(self) -> None:
-        self.boundary = base64.b32encode(os.urandom(10)).decode().rstrip("=")
-        self.response = web.StreamResponse(
-            headers={"Content-Type": f"multipart/mixed; boundary={self.boundary}"}
-        )
+        self._boundary = MultipartWriter("mixed").boundary
+        self.response = web.StreamResponse(headers={"Content-Type": self._writer().content_type})
         self.response.enable_chunked_encoding()
+
+    def _writer(self) -> MultipartWriter:
+        return MultipartWriter("mixed", boundary=self._boundary)
 
     async def start(self, request: web.Request) -> None:
         await self.response.prepare(request)
+        await self.response.write(b"\r\n")
 
     async def part(self, body: dict) -> None:
-        head = f"\r\n--{self.boundary}\r\nContent-Type: application/json\r\n\r\n"
-        await self.response.write(head.encode() + json.dumps(body).encode())
+        writer = self._writer()
+        writer.append_json(body)
+        await writer.write(self.response, close_boundary=False)
 
     async def close(self) -> web.StreamResponse:
-        await self.response.write(f"\r\n--{self.boundary}--\r\n".encode())
+        await self._writer().write(self.response)
         await self.response.write_eof()
         return self.response
 

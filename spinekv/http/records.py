@@ -43,7 +43,6 @@ class Caller:
     name: str
     role: str
     request_id: str
-    correlation_id: str | None
 
 
 def fhir_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -101,7 +100,7 @@ def _caller(config: ClusterConfig, request: web.Request, right: str) -> Caller:
         canonical = str(uuid.UUID(request_id))
     except ValueError:
         raise RecordError("INVALID_VALUE", f"X-Request-ID {request_id!r} is not a UUID") from None
-    return Caller(user.name, user.role, canonical, request.headers.get("X-Correlation-ID"))
+    return Caller(user.name, user.role, canonical)
 
 
 def _echo(response: web.StreamResponse, request: web.Request) -> web.StreamResponse:

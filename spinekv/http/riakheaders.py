@@ -14,10 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from aiohttp import MultipartWriter
+from multidict import CIMultiDict
+
 from ..object import Content
+from .request import HttpError
 
 META_PREFIX = "x-riak-meta-"
 INDEX_PREFIX = "x-riak-index-"
@@ -42,20 +45,6 @@ LINK_FORM = (
 )
 
 
-class RequestError(Exception):
-    """Client input that is refused with a 4xx and changes nothing; `reason` says why."""
-
-    def __init__(self, reason: str, status: int = 400) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-
-def shown(raw: str, limit: int = 60) -> str:
-    """A client's value for an error message: quoted, and cut short if it is long."""
-    return repr(raw if len(raw) <= limit else raw[:limit] + "...")
-
-
 def text_value(name: str, value: str) -> str:
     """A header value that can be stored and sent back.
 
@@ -65,37 +54,8 @@ def text_value(name: str, value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise RequestError(f"the {name} header is not valid UTF-8") from None
+        raise HttpError(400, f"the {name} header is not valid UTF-8") from None
     return value
-
-
-def riak_unquote(segment: str) -> str:
-    """A bucket, key or type from its raw URL segment, decoded as Riak does.
-
-    Riak (http_url_encoding = on, its default) URL-decodes path segments with
-    '+' as a space, which is how its Python client (quote_plus) sends them.
-    """
-    try:
-        return unquote_plus(segment, errors="strict")
-    except UnicodeDecodeError:
-        raise RequestError(f"path segment {shown(segment)} is not UTF-8 once decoded") from None
-
-
-def path_names(request: Any) -> dict[str, str]:
-    """A route's {names} (type, bucket, key, ...) from the raw path, decoded by riak_unquote.
-
-    aiohttp's match_info leaves '+' alone; every Riak resource must decode names the
-    same way, or one bucket would have two names.
-    """
-    pattern = request.match_info.route.resource.canonical.split("/")
-    raw = request.rel_url.raw_path.split("/")
-    if len(pattern) != len(raw):
-        return dict(request.match_info)
-    return {
-        part[1:-1]: riak_unquote(segment)
-        for part, segment in zip(pattern, raw, strict=True)
-        if part.startswith("{") and part.endswith("}")
-    }
 
 
 # ---------------------------------------------------------------- content type
@@ -108,12 +68,12 @@ def parse_content_type(raw: str | None) -> str:
     answers 400 without the header, 415 for one that is not a media type.
     """
     if raw is None or not raw.strip():
-        raise RequestError("Missing Content-Type request header")
+        raise HttpError(400, "Missing Content-Type request header")
     text_value("Content-Type", raw)
     media, *params = (part.strip() for part in raw.split(";"))
     if not _MEDIA_TYPE.fullmatch(media):
-        raise RequestError(
-            f'"{media[:60]}" is not a valid media type for the Content-type header.', 415
+        raise HttpError(
+            415, f'"{media[:60]}" is not a valid media type for the Content-type header.'
         )
     charset = None
     for param in params:
@@ -184,7 +144,7 @@ def parse_indexes(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str | 
             else:
                 pairs.add((field, term))
     if errors:
-        raise RequestError("\n".join(sorted(errors)))
+        raise HttpError(400, "\n".join(sorted(errors)))
     return tuple(sorted(pairs))
 
 
@@ -203,7 +163,7 @@ def _unquote_link_part(text: str) -> str:
     try:
         return unquote_plus(text, errors="strict")
     except UnicodeDecodeError:
-        raise RequestError(LINK_FORM) from None
+        raise HttpError(400, LINK_FORM) from None
 
 
 def parse_links(values: Iterable[str], bucket: str) -> tuple[tuple[str, str, str], ...]:
@@ -223,9 +183,9 @@ def parse_links(values: Iterable[str], bucket: str) -> tuple[tuple[str, str, str
             elif found := _KEY_LINK.search(piece):
                 links.append(tuple(_unquote_link_part(part) for part in found.groups()))
             else:
-                raise RequestError(LINK_FORM)
+                raise HttpError(400, LINK_FORM)
     if bucket_links not in ([], [(bucket, "up")]):
-        raise RequestError(LINK_FORM)
+        raise HttpError(400, LINK_FORM)
     return tuple(links)
 
 
@@ -294,15 +254,17 @@ def content_headers(content: Content, bucket: str, *, part: bool = False) -> lis
     return headers
 
 
-def multipart_body(contents: Iterable[Content], bucket: str, boundary: str) -> bytes:
-    """A multipart/mixed body with one part per sibling, laid out as Riak's."""
-    parts = []
+async def multipart_body(contents: Iterable[Content], bucket: str) -> tuple[str, bytes]:
+    """(Content-Type, body) of a multipart/mixed answer with one part per sibling.
+
+    aiohttp's MultipartWriter lays it out and picks the boundary. The body opens
+    with a line break, as Riak's does: Riak's clients find a part only where a
+    line break comes before its delimiter.
+    """
+    writer = MultipartWriter("mixed")
     for content in contents:
-        head = "".join(
-            f"{name}: {value}\r\n" for name, value in content_headers(content, bucket, part=True)
-        )
-        parts.append(f"\r\n--{boundary}\r\n{head}\r\n".encode() + content.value)
-    return b"".join(parts) + f"\r\n--{boundary}--\r\n".encode()
+        writer.append(content.value, CIMultiDict(content_headers(content, bucket, part=True)))
+    return writer.content_type, b"\r\n" + await writer.as_bytes()
 
 
 def prefers_multipart(accept: str | None) -> bool:

@@ -25,7 +25,7 @@ from ..props import BucketProps
 from ..stats import NodeStats
 from . import api
 from .openapi import DOCUMENT, VERSION
-from .riakheaders import RequestError, riak_unquote
+from .request import HttpError, path_names, refusing
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -209,28 +209,22 @@ class ServiceHandlers:
             **self.stats.snapshot(),
         }
 
+    @refusing()
     async def preflist(self, request: web.Request) -> web.Response:
-        # Names decoded as the object resource decodes them ('+' is a space, as in Riak),
-        # so the answer is about the replicas the object itself lives on.
-        segments = request.rel_url.raw_path.split("/")[1:]
-        if segments[0] == "types":  # /types/T/buckets/B/keys/K/preflist
-            raw = (segments[1], segments[3], segments[5])
-        else:  # /buckets/B/keys/K/preflist
-            raw = ("default", segments[1], segments[3])
-        try:
-            type_name, bucket, key = (riak_unquote(segment) for segment in raw)
-        except RequestError as exc:
-            return _text(exc.status, exc.reason)
+        # Names decoded as the object resource decodes them, so the answer is about
+        # the replicas the object itself lives on.
+        names = path_names(request)
+        type_name, bucket, key = names.get("type", "default"), names["bucket"], names["key"]
         props = self._props_of(type_name, bucket)
         if props is None:
-            return _text(404, f"Unknown bucket type: {type_name}")
+            raise HttpError(404, f"Unknown bucket type: {type_name}")
         membership = self.coordinator.membership
         ring = membership.ring
         partition = ring.partition_of(type_name.encode(), bucket.encode(), key.encode())
         try:
             entries = membership.preflist(partition, props.n_val)
         except ValueError as exc:  # an n_val the ring cannot hold
-            return _text(400, str(exc))
+            raise HttpError(400, str(exc)) from None
         return web.json_response(
             {
                 "preflist": [

@@ -24,8 +24,10 @@ from ..quorum import (
     Failed,
     Found,
     GetCore,
+    GetOptions,
     NotFound,
     PutCore,
+    PutOptions,
     Reply,
     route_after_forwards_failed,
     route_put,
@@ -50,24 +52,6 @@ class BKey:
     @property
     def okey(self) -> bytes:
         return object_key(self.bucket_type, self.bucket, self.key)
-
-
-@dataclass(frozen=True, slots=True)
-class GetOptions:
-    r: int
-    pr: int = 0
-    notfound_ok: bool = True
-    basic_quorum: bool = False
-    timeout: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class PutOptions:
-    w: int
-    dw: int = 0
-    pw: int = 0
-    node_confirms: int = 0
-    timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .. import object as riak_object
-from ..http.params import get_options, put_options
 from ..index import Query, merge_results
 from ..node.coordinator import BKey, Coordinator, PutOk
 from ..node.coverage import CoverageFailed
 from ..object import Content
 from ..props import BucketProps
-from ..quorum import Failed, Found, NotFound
+from ..quorum import Failed, Found, NotFound, get_options, put_options
 from .outcome import RecordError
 
 Term = str | int
@@ -68,7 +67,7 @@ class RecordStore:
     async def get(self, bucket: str, key: str) -> Fetched | None:
         """The record's live siblings, or None when there is none (never written, or deleted)."""
         props = self._props(bucket)
-        opts = get_options({}, props, self.timeout_ms)
+        opts = get_options(props, {}, self.timeout_ms / 1000)
         reply = await self.coordinator.get(self._bkey(bucket, key), props, opts)
         if isinstance(reply, Failed):
             raise RecordError("SERVICE_UNAVAILABLE", f"read of {bucket}/{key}: {reply.reason}")
@@ -94,7 +93,7 @@ class RecordStore:
     ) -> dict[str, int]:
         """Write `value` over `context` (what the writer read); answers the new context."""
         props = self._props(bucket)
-        opts = put_options({}, props, self.timeout_ms)
+        opts = put_options(props, {}, self.timeout_ms / 1000)
         content = Content(
             value=value,
             content_type=content_type,

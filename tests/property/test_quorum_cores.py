@@ -7,7 +7,18 @@ from hypothesis import strategies as st
 
 from spinekv import object as riak_object
 from spinekv.object import Content
-from spinekv.quorum import Failed, Found, GetCore, NotFound, PutCore
+from spinekv.props import BucketProps
+from spinekv.quorum import (
+    Failed,
+    Found,
+    GetCore,
+    NotFound,
+    PutCore,
+    QuorumValueError,
+    delete_options,
+    put_options,
+    resolve,
+)
 
 OBJ = riak_object.write(None, {}, Content(b"v"), "a", allow_mult=True)
 
@@ -73,3 +84,31 @@ def test_put_core_decides_by_the_last_reply(replies, data):
         and len({r[1] for r in acked}) >= confirms
     )
     assert core.succeeded() == expected
+
+
+# Quorum values as a bucket or a client may give them, for any n_val.
+quorum_values = st.one_of(
+    st.sampled_from(["one", "quorum", "all"]), st.integers(0, 7).map(str), st.integers(0, 7)
+)
+
+
+@given(
+    st.integers(1, 7),
+    st.dictionaries(st.sampled_from(["w", "dw", "pw", "node_confirms", "rw", "r"]), quorum_values),
+)
+def test_options_stay_within_n_val_and_writes_wait_for_their_durable_acks(n_val, requested):
+    props = BucketProps(n_val=n_val)
+    try:
+        write = put_options(props, requested, 1.0)
+        read, tombstone = delete_options(props, requested, 1.0)
+    except QuorumValueError:
+        return  # out of range for this n_val, or r/w/rw of 0: refused, never clamped
+    for opts in (write, tombstone):
+        assert opts.dw <= opts.w <= n_val
+        assert 0 <= opts.pw <= n_val and 0 <= opts.node_confirms <= n_val
+    assert 1 <= read.r <= n_val
+    rw = resolve("rw", requested.get("rw", props.rw), n_val)
+    if "w" not in requested:  # rw stands in for w, as it does for r
+        assert tombstone.w == max(rw, tombstone.dw)
+    if "r" not in requested:
+        assert read.r == rw

@@ -13,10 +13,10 @@ from typing import Any
 
 from spinekv import object as riak_object
 from spinekv.config import ClusterConfig, parse_config
-from spinekv.node.coordinator import BKey, Coordinator, GetOptions, PutOk, PutOptions
+from spinekv.node.coordinator import BKey, Coordinator, PutOk
 from spinekv.object import Content
 from spinekv.props import BucketProps
-from spinekv.quorum import Failed, Found, NotFound
+from spinekv.quorum import Failed, Found, GetOptions, NotFound, PutOptions
 from spinekv.server import Node
 from spinekv.transport.sim import LinkFaults, SimNetwork, SimTransport
 

@@ -476,7 +476,6 @@ async def test_bad_write_headers_are_refused_with_a_reason_and_change_nothing(
         pytest.param("GET", "r=" + "9" * 5000, "is not a number", id="GET-r=5000-digits"),
         ("GET", "w=abc", "w='abc' is not a number"),  # checked on every method, as Riak does
         ("GET", "timeout=abc", "Bad timeout value 'abc'"),
-        ("GET", "timeout=0", "Bad timeout value"),
         ("GET", "timeout=99999999999", "Bad timeout value"),
         ("GET", "notfound_ok=maybe", "notfound_ok query parameter must be true or false"),
         ("GET", "basic_quorum=1", "basic_quorum query parameter must be true or false"),
@@ -507,6 +506,10 @@ async def test_bad_parameters_are_400_with_a_reason_and_change_nothing(
 async def test_good_parameters_and_unknown_ones_are_accepted(cluster, http, bucket, good):
     query = "r=one&pr=0&notfound_ok=default&basic_quorum=TRUE&timeout=5000&color=blue&asis=false"
     assert (await call(http, "GET", f"{good}?{query}")).status == 200
+    # timeout=0 is what Riak's clients send for "no timeout": the node's own timeout.
+    assert (await call(http, "GET", f"{good}?timeout=0")).status == 200
+    returned = await call(http, "PUT", f"{good}?returnbody=TRUE", b"again", TEXT)
+    assert (returned.status, returned.body) == (200, b"again")
     query = "w=all&dw=quorum&pw=default&node_confirms=2&sync_on_write=all&returnbody=false&x=1"
     assert (await call(http, "PUT", f"{good}?{query}", b"new", TEXT)).status == 204
     assert (await call(http, "GET", good)).body == b"new"

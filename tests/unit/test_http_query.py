@@ -6,8 +6,9 @@ import asyncio
 import json
 import re
 
-from spinekv.node.coordinator import BKey, PutOptions
+from spinekv.node.coordinator import BKey
 from spinekv.object import Content
+from spinekv.quorum import PutOptions
 
 
 async def put(c, node, btype, bucket, key, indexes=(), value=b"v", deleted=False):
@@ -148,6 +149,9 @@ async def test_bad_queries_get_400_with_the_reason(cluster, http):
         "/index/city_bin/a?term_regex=a": "term_regex",
         "/index/city_bin/a/b?term_regex=(": "term_regex",
         "/index/age_int/1/5?return_terms=maybe": "return_terms",
+        "/index/age_int/1/5?return_terms=1": "return_terms",  # Riak's index takes true|false
+        "/index/age_int/1/5?stream=yes": "stream",
+        "/index/age_int/1?timeout=-1": "timeout",
         "/index/age_int/9/1": "after its end",
         "/keys": "keys=true",
         "/keys?keys=all": "keys=true",
@@ -216,6 +220,28 @@ async def test_names_in_paths_decode_plus_as_a_space_everywhere_as_riak_does(clu
     assert got["keys"] == ["a b+c"]
     assert (await get_json(http, base + "/buckets/my%20bucket/keys?keys=true"))["keys"] == ["a b+c"]
     assert "my bucket" in (await get_json(http, base + "/buckets?buckets=true"))["buckets"]
+    plus = await get_json(http, base + "/buckets/my+bucket/keys/a+b%2Bc/preflist")
+    assert plus == await get_json(http, base + "/buckets/my%20bucket/keys/a%20b%2Bc/preflist")
+    replicas = await get_json(
+        http, base + "/admin/replicas/types/default/buckets/my+bucket/keys/a+b%2Bc"
+    )
+    # w=quorum: two replicas have acknowledged; the third may still be on its way.
+    assert [r["status"] for r in replicas["replicas"]].count("found") >= 2
+
+
+async def test_flags_and_listing_modes_are_read_in_any_case_and_timeout_0_is_the_default(
+    cluster, http
+):
+    await people(cluster, count=12)
+    base = cluster.url("n3") + "/buckets/people"
+    assert (await get_json(http, base + "/keys?keys=TRUE"))["keys"] == (
+        await get_json(http, base + "/keys?keys=true")
+    )["keys"]
+    both = await get_json(http, base + "/index/age_int/0/9?return_terms=TRUE&timeout=0")
+    assert both == await get_json(http, base + "/index/age_int/0/9?return_terms=true")
+    assert len(both["results"]) == 12
+    listed = await get_json(http, cluster.url("n3") + "/buckets?buckets=True&timeout=0")
+    assert "people" in listed["buckets"]
 
 
 async def test_a_plain_write_cannot_pose_as_a_counter_increment(cluster, http):

@@ -7,7 +7,21 @@ import pytest
 from spinekv import dvv
 from spinekv import object as riak_object
 from spinekv.object import Content
-from spinekv.quorum import Failed, Found, GetCore, NotFound, PutCore, QuorumValueError, resolve
+from spinekv.props import BucketProps
+from spinekv.quorum import (
+    Failed,
+    Found,
+    GetCore,
+    GetOptions,
+    NotFound,
+    PutCore,
+    PutOptions,
+    QuorumValueError,
+    delete_options,
+    get_options,
+    put_options,
+    resolve,
+)
 
 
 def obj(value: bytes, actor: str = "a", base=dvv.EMPTY):
@@ -186,3 +200,39 @@ def test_node_confirms_waits_for_a_second_node():
     assert not p.enough()
     p.add_ack(2, False)
     assert p.succeeded()
+
+
+# ---------------------------------------------------------------- options from props
+
+
+def test_get_options_take_the_requested_values_over_the_buckets():
+    props = BucketProps(n_val=5, r="all", pr=1, notfound_ok=False, basic_quorum=True)
+    assert get_options(props, {}, 2.0) == GetOptions(
+        r=5, pr=1, notfound_ok=False, basic_quorum=True, timeout=2.0
+    )
+    asked = get_options(props, {"r": "one", "pr": "default"}, 1.0, notfound_ok=True)
+    assert (asked.r, asked.pr, asked.notfound_ok, asked.basic_quorum) == (1, 1, True, True)
+
+
+def test_put_options_never_ask_for_fewer_acks_than_durable_ones():
+    props = BucketProps(n_val=3, w=1, dw=2, pw=0, node_confirms=0)
+    assert put_options(props, {}, 1.0) == PutOptions(w=2, dw=2, pw=0, node_confirms=0, timeout=1.0)
+    assert put_options(props, {"w": "all", "dw": "0"}, 1.0).w == 3
+    assert put_options(props, {"w": 1, "dw": 0}, 1.0).w == 1
+
+
+def test_delete_options_use_rw_for_the_read_and_the_tombstone():
+    props = BucketProps(n_val=3, r=1, w=1, dw=0, rw="quorum")
+    read, write = delete_options(props, {}, 1.0)
+    assert (read.r, write.w) == (2, 2)
+    read, write = delete_options(props, {"rw": "all", "r": "one", "w": "one"}, 1.0)
+    assert (read.r, write.w) == (1, 1)
+    _, write = delete_options(props, {"rw": "one", "dw": "all"}, 1.0)
+    assert (write.w, write.dw) == (3, 3)
+
+
+def test_options_refuse_values_out_of_range():
+    with pytest.raises(QuorumValueError, match="rw=4 is out of range"):
+        delete_options(BucketProps(n_val=3), {"rw": "4"}, 1.0)
+    with pytest.raises(QuorumValueError, match="node_confirms"):
+        put_options(BucketProps(n_val=3), {"node_confirms": "x"}, 1.0)
