@@ -38,6 +38,7 @@ FENCE = re.compile(r"```(?P<lang>\w+)\s*")
 EXPECT = re.compile(r"(?:^|\s)#.*?->\s*(?P<status>\d{3})\b")
 PORT = re.compile(r"\b(?P<host>localhost|127\.0\.0\.1):(?P<port>\d+)\b")
 CONFIG_PORT = re.compile(r"^(?P<key>\s*(?:http|peer)_port\s*=\s*)(?P<port>\d+)", re.M)
+RUNS = {"sh", "python"}  # blocks in other languages are shown, not run
 RUN_SECONDS = 300  # the whole README: about a minute on a busy machine
 
 
@@ -74,7 +75,7 @@ def blocks(markdown: str) -> list[Block]:
                 text = "\n".join(lines[i + 1 : end]) + "\n"
                 found.append(Block(fence["lang"], i + 2, text, skip[1] if skip else None))
             elif skip:
-                raise ValueError(f"README line {skip[0]}: a skip marker before a block without sh")
+                raise ValueError(f"README line {skip[0]}: a skip marker before a plain block")
             skip = None
             i = end
         elif line.strip() and skip:
@@ -126,6 +127,8 @@ def commands(block: Block) -> list[Command]:
 PRELUDE = r"""set -Eeuo pipefail
 README_LINE=0
 trap 'echo "README line $README_LINE failed (exit $?): $BASH_COMMAND" >&2' ERR
+# An unset variable stops bash without the ERR trap; name the README line then too.
+trap 'rc=$?; ((rc == 0)) || echo "README line $README_LINE: stopped (exit $rc)" >&2' EXIT
 # Every curl leaves its response headers where readme_expect reads the status.
 curl() { command curl -D "$README_HEADERS" "$@"; }
 readme_expect() {
@@ -221,11 +224,13 @@ def test_every_readme_example_runs_as_pasted(tmp_path, request):
     config_ports = len(CONFIG_PORT.findall((ROOT / "cluster.toml").read_text()))
     path, ports = copy_cluster_toml(tmp_path, free_ports(config_ports))
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    selected = [b for b in blocks((ROOT / "README.md").read_text()) if b.skip is None]
+    found = blocks((ROOT / "README.md").read_text())
+    selected = [b for b in found if b.lang in RUNS and b.skip is None]
     text = with_ports(script(selected, tmp_path / "headers.txt"), ports)
     with running_cluster(path, request):
         result = run(tmp_path, text)
-    assert result.returncode == 0, result.stdout[-8000:]
+    if result.returncode != 0:
+        pytest.fail(result.stdout[-8000:], pytrace=False)
     # The claim the README makes about the trace's answer, row by row.
     with (tmp_path / "traced.csv").open(newline="") as f:
         kinds = {row["UNIQUE REFERENCE"]: row["MATCH_TYPE"] for row in csv.DictReader(f)}
@@ -240,13 +245,25 @@ def test_every_readme_example_runs_as_pasted(tmp_path, request):
 
 
 def test_the_readme_leaves_out_few_blocks_and_says_why():
-    found = blocks((ROOT / "README.md").read_text())
+    found = [b for b in blocks((ROOT / "README.md").read_text()) if b.lang in RUNS]
     skipped = [b for b in found if b.skip is not None]
-    assert {b.lang for b in found} == {"sh", "python"}
     assert all(b.skip.strip() for b in skipped)
     assert len(skipped) <= 6, [(b.line, b.skip) for b in skipped]
-    # Reading the whole README as commands needs no cluster: every block parses.
+    assert len(found) - len(skipped) >= 8
+    # Every block that runs splits into whole commands, each status on a command with curl.
     script([b for b in found if b.skip is None], Path("/nonexistent"))
+
+
+def test_a_skip_marker_applies_to_the_block_right_after_it():
+    text = "x\n<!-- readme-test: skip (slow) -->\n```sh\nsleep 1000\n```\n\n```sh\necho hi\n```\n"
+    assert [(b.line, b.text, b.skip) for b in blocks(text)] == [
+        (4, "sleep 1000\n", "slow"),
+        (8, "echo hi\n", None),
+    ]
+    with pytest.raises(ValueError, match="line 1: the skip marker is not right before"):
+        blocks("<!-- readme-test: skip (slow) -->\ntext\n```sh\necho hi\n```\n")
+    with pytest.raises(ValueError, match="line 2: a skip marker with no block"):
+        blocks("text\n<!-- readme-test: skip (slow) -->\n")
 
 
 # ------------------------------------------------------------------ the runner fails when it should
@@ -280,7 +297,7 @@ def http_server(folder: Path) -> Iterator[int]:
         ("curl -s localhost:8098/missing\n", "HTTP 404, expected 2xx"),
         ("curl -s localhost:8098/here   # -> 404\n", "HTTP 200, expected 404"),
         ("curl -s localhost:8098/here\n# -> 201, created\n", "HTTP 200, expected 201"),
-        ('echo "$NEVER_SET"\n', "NEVER_SET: unbound variable"),
+        ('echo "$NEVER_SET"\n', "README line 1: stopped (exit 1)"),
         ("false | cat\n", "README line 1 failed (exit 1)"),
         ("curl -s localhost:1/here\n", "README line 1 failed (exit 7)"),
     ],
