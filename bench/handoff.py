@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from load import DEFAULT_BUCKET, _one, _session, key_name, preload
 from run import Cluster
 
+from spinekv.cli.processes import node_pid
 from spinekv.config import ClusterConfig, load_config
-from spinekv.localcluster import node_pid
 from spinekv.ring import claim, primaries
 
 ROOT = Path(__file__).resolve().parents[1]

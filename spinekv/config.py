@@ -306,6 +306,8 @@ class ClusterConfig:
     request_timeout_ms: int = 10_000
     users: tuple[User, ...] = ()
     records: RecordSettings = field(default_factory=RecordSettings)
+    # [cluster] nodes_dir as written; None: derived from the file's name (see nodes_dir).
+    nodes_dir_setting: str | None = None
 
     def user_by_token(self, token: str) -> User | None:
         for user in self.users:
@@ -320,7 +322,14 @@ class ClusterConfig:
 
     @property
     def nodes_dir(self) -> Path:
-        return self.root / "nodes"
+        """Where node folders live, relative to the file's folder: [cluster] nodes_dir, else
+        nodes/ for cluster.toml and nodes-<stem>/ for any other file, so that two cluster
+        files in one folder never share (or stop) each other's nodes."""
+        if self.nodes_dir_setting is not None:
+            return self.root / self.nodes_dir_setting
+        if self.path.name == "cluster.toml":
+            return self.root / "nodes"
+        return self.root / f"nodes-{self.path.stem}"
 
     def node_dir(self, name: str) -> Path:
         return self.nodes_dir / name
@@ -329,7 +338,7 @@ class ClusterConfig:
         for spec in self.nodes:
             if spec.name == name:
                 return spec
-        raise ConfigError(f"no node named {name!r} in cluster.toml (have: {self.node_names()})")
+        raise ConfigError(f"no node named {name!r} in {self.path} (have: {self.node_names()})")
 
     def node_names(self) -> list[str]:
         return [n.name for n in self.nodes]
@@ -384,6 +393,9 @@ def parse_config(data: dict[str, Any], path: Path) -> ClusterConfig:
     timeout_ms = _int(cluster, "request_timeout_ms", 10_000, "cluster")
     if timeout_ms <= 0:
         raise ConfigError("cluster.request_timeout_ms must be positive")
+    nodes_dir = cluster.get("nodes_dir")
+    if nodes_dir is not None and (not isinstance(nodes_dir, str) or not nodes_dir.strip()):
+        raise ConfigError("cluster.nodes_dir must be a non-empty string (a folder)")
 
     raw_nodes = data.get("node", [])
     if not raw_nodes:
@@ -435,6 +447,7 @@ def parse_config(data: dict[str, Any], path: Path) -> ClusterConfig:
         path=path,
         max_object_size=max_object_size,
         request_timeout_ms=timeout_ms,
+        nodes_dir_setting=nodes_dir,
     )
 
 

@@ -52,6 +52,12 @@ class AdminHandlers:
             }
         )
 
+    async def identity(self, request: web.Request) -> web.Response:
+        """Who answers on this port: `spinekv up` checks that it is the node it started."""
+        return web.json_response(
+            {"node": self.coordinator.me, "pid": os.getpid(), "cluster": self.config.name}
+        )
+
     async def replicas(self, request: web.Request) -> web.Response:
         """Each preference-list entry of a key and what that replica holds, without repairing."""
         info = request.match_info
@@ -181,6 +187,7 @@ class AdminHandlers:
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get("/admin/node", self.identity),
             web.get("/admin/status", self.status),
             web.get("/admin/ring", self.ring),
             web.post("/admin/stage", self.stage),

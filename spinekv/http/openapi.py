@@ -505,6 +505,7 @@ def _admin_paths() -> Json:
         "409": _json(_s("AdminResult"), "The change cannot be made now: {error}."),
     }
     return {
+        "/admin/node": {"get": _op("This node's name, pid and cluster", result, tag="admin")},
         "/admin/status": {"get": _op("This node, its ring view and handoffs", result, tag="admin")},
         "/admin/ring": {"get": _op("The ring state as this node sees it", result, tag="admin")},
         "/admin/stage": {
