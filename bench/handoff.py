@@ -34,8 +34,8 @@ from load import DEFAULT_BUCKET, _one, _session, key_name, preload
 from run import Cluster
 
 from spinekv.claim import claim
+from spinekv.cli.processes import node_pid
 from spinekv.config import ClusterConfig, load_config
-from spinekv.localcluster import node_pid
 from spinekv.ring import primaries
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -68,6 +68,8 @@ class ClusterConfig:
     request_timeout_ms: int = 10_000
     users: tuple[User, ...] = ()
     records: RecordSettings = field(default_factory=RecordSettings)
+    # [cluster] nodes_dir as written; None: derived from the file's name (see nodes_dir).
+    nodes_dir_setting: str | None = None
 
     def user_by_token(self, token: str) -> User | None:
         for user in self.users:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -23,7 +24,7 @@ from aiohttp import web
 
 from .buckets import Resolver
 from .clock import Clock, SystemClock
-from .config import ClusterConfig, load_config
+from .config import ClusterConfig, NodeSpec, load_config
 from .http import openapi
 from .http.admin import AdminHandlers
 from .http.kv import KVHandlers
@@ -203,6 +204,25 @@ def build_node(config: ClusterConfig, name: str, backend: Backend) -> Node:
     return Node(config, name, backend=backend, transport=transport)
 
 
+class CannotListen(Exception):
+    """The node cannot take its ports; the message is the one-line reason."""
+
+
+def _listen_failure(spec: NodeSpec, exc: OSError) -> CannotListen:
+    """The reason `spinekv up` shows for a port the node cannot listen on.
+
+    The OSError names the address it failed on ("... on address ('127.0.0.1', 8099): ..."),
+    which is how the port is told from the other.
+    """
+    port = next(
+        (p for p in (spec.peer_port, spec.http_port) if f", {p})" in str(exc)),
+        f"{spec.http_port} or {spec.peer_port}",
+    )
+    if exc.errno == errno.EADDRINUSE:
+        return CannotListen(f"port {port} is in use")
+    return CannotListen(f"cannot listen on {spec.host} port {port}: {exc.strerror or exc}")
+
+
 async def _serve(config: ClusterConfig, name: str, backend: Backend) -> None:
     node = build_node(config, name, backend)
     stop = asyncio.Event()
@@ -210,7 +230,10 @@ async def _serve(config: ClusterConfig, name: str, backend: Backend) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await node.start()
+        try:
+            await node.start()
+        except OSError as exc:
+            raise _listen_failure(node.spec, exc) from None
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(node.exited.wait())]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for waiting in waits:
@@ -251,6 +274,9 @@ def run_node(config_path: str | Path, name: str) -> None:
         except ImportError:  # uvloop is a dependency, but the node still runs without it
             runner = asyncio.run
         runner(_serve(config, name, backend))
+    except CannotListen as exc:
+        # One line, no traceback: `spinekv up` finds it in the log and shows it.
+        raise SystemExit(f"node {name} cannot start: {exc}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             if pid_file.read_text().strip() == str(os.getpid()):

@@ -55,6 +55,12 @@ class AdminHandlers:
             }
         )
 
+    async def identity(self, request: web.Request) -> web.Response:
+        """Who answers on this port: `spinekv up` checks that it is the node it started."""
+        return web.json_response(
+            {"node": self.coordinator.me, "pid": os.getpid(), "cluster": self.config.name}
+        )
+
     @refusing(json_answer)
     async def replicas(self, request: web.Request) -> web.Response:
         """Each preference-list entry of a key and what that replica holds, without repairing."""
@@ -109,7 +115,7 @@ class AdminHandlers:
                     for m in state.pending_moves()
                 ],
                 "staged": state.staged_changes(),
-                "unreachable": [n for n in self.config.node_names() if not membership.is_up(n)],
+                "unreachable": [n for n in membership.known() if not membership.is_up(n)],
             }
         )
 
@@ -120,7 +126,7 @@ class AdminHandlers:
         node = request.query.get("node", "")
         if action not in (JOIN, LEAVE, REMOVE):
             raise HttpError(400, f"action={action!r}: expected join, leave or remove")
-        if node not in self.config.node_names():
+        if node not in self.coordinator.membership.known():
             raise HttpError(400, f"node={node!r}: not a node in cluster.toml")
         membership = self.coordinator.membership
         if action == JOIN:
@@ -186,6 +192,7 @@ class AdminHandlers:
 
     def routes(self) -> list[api.Route]:
         return [
+            api.get("/admin/node", self.identity, _IDENTITY),
             api.get("/admin/status", self.status, _STATUS),
             api.get("/admin/ring", self.ring, _RING),
             api.post("/admin/stage", self.stage, _STAGE),
@@ -219,6 +226,11 @@ def _describe(raw: bytes | None) -> dict:
 # ------------------------------------------------------------------ OpenAPI descriptions
 
 _CHANGE = {**openapi.ADMIN_RESULT, **openapi.ADMIN_REFUSED}
+_IDENTITY = api.Operation(
+    summary="Who answers on this port: node name, process id and cluster name",
+    tag="admin",
+    responses=openapi.ADMIN_RESULT,
+)
 _STATUS = api.Operation(
     summary="This node, its ring view and handoffs", tag="admin", responses=openapi.ADMIN_RESULT
 )

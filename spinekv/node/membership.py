@@ -145,6 +145,10 @@ class Membership:
     def serve_ping(self, _source: str, _message: Ping) -> str:
         return "pong"
 
+    def known(self) -> list[str]:
+        """Every node this one knows: those in its cluster.toml and those learnt since."""
+        return sorted(self._known)
+
     def learn(self, peer: str) -> None:
         """A peer not in this node's cluster.toml introduced itself: probe it from now on.
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from spinekv import localcluster
+from spinekv.cli import processes
 from spinekv.config import load_config
 from tests.support import write_cluster_toml
 
@@ -64,7 +64,7 @@ class ChaosCluster:
     # ------------------------------------------------------------ processes
 
     def pid(self, name: str) -> int | None:
-        return localcluster.node_pid(self.config, name)
+        return processes.node_pid(self.config, name)
 
     def _remember(self, names: list[str]) -> None:
         for name in names:

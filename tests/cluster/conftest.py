@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spinekv import localcluster
+from spinekv.cli import processes
 from spinekv.config import load_config
 from tests.support import write_cluster_toml
 
@@ -51,7 +51,7 @@ class ProcessCluster:
         assert result.returncode == 0, result.stdout + result.stderr
 
     def pid(self, name: str) -> int | None:
-        return localcluster.node_pid(self.config, name)
+        return processes.node_pid(self.config, name)
 
     def url(self, name: str) -> str:
         return self.config.node(name).http_url

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 
-from spinekv import localcluster
+import psutil
+
+from spinekv.cli import processes
 from spinekv.config import load_config
 from spinekv.storage.keys import object_key
 from spinekv.storage.leveldb import LevelDBBackend
@@ -133,12 +134,16 @@ def test_foreground_up_stops_nodes_on_ctrl_c(tmp_path):
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        # SIGINT as a terminal's foreground job has it. Inherited as it is, it is ignored
+        # whenever pytest itself was started as a background job of a non-interactive shell
+        # (`python -m pytest &`), and then `up` rightly never sees this test's Ctrl-C.
+        preexec_fn=_default_sigint,
     )
     cluster = ProcessCluster(path)
     try:
         wait_for(
             lambda: all(
-                cluster.pid(n) and localcluster.ping(config.node(n)) for n in config.node_names()
+                cluster.pid(n) and processes.ping(config.node(n)) for n in config.node_names()
             ),
             "the foreground cluster to serve",
             timeout=60,
@@ -151,7 +156,7 @@ def test_foreground_up_stops_nodes_on_ctrl_c(tmp_path):
         assert cli.returncode == 0, out
         assert "stopping" in out
         for pid in pids:
-            assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid)
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
         for name in config.node_names():
             assert not (config.node_dir(name) / "node.pid").exists()
     finally:
@@ -160,12 +165,8 @@ def test_foreground_up_stops_nodes_on_ctrl_c(tmp_path):
         cluster.kill_all()
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_up_named_nodes_and_down_reports(tmp_path):

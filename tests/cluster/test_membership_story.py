@@ -146,7 +146,7 @@ def test_staging_refusals_are_clear(cluster_with_spare):
     refused = cluster.cli("admin", "plan")
     assert refused.returncode != 0 and "no changes staged" in refused.stderr
     refused = cluster.cli("admin", "leave", "n9")
-    assert refused.returncode != 0 and "not a node in cluster.toml" in refused.stderr
+    assert refused.returncode != 0 and f"not a node in {cluster.config.path}" in refused.stderr
     assert cluster.request("GET", "n1", "/admin/ring").json()["epoch"] == 0
 
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spinekv import cli_records
+from spinekv.cli import records as cli_records
 from spinekv.records import demo, nhs
 from spinekv.records.patient import soundex, validate
 from spinekv.records.scr.upload import validate_document
@@ -277,7 +277,7 @@ async def test_load_people_creates_readable_patients_and_scrs_across_nodes(
 
 
 def invoke(config: Path, *args: str):
-    return CliRunner().invoke(cli_records.load_demo, list(args), obj={"config": str(config)})
+    return CliRunner().invoke(cli_records.load_demo, ["--config", str(config), *args])
 
 
 async def test_load_demo_command_loads_refuses_a_seed_twice_and_a_cluster_that_is_down(

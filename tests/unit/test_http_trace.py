@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from click.testing import CliRunner
 
-from spinekv.cli_records import trace_command
+from spinekv.cli.records import trace_command
 from spinekv.records.outcome import RecordError
 from tests.records_support import PDS, TOKENS, patient
 
@@ -301,8 +301,7 @@ async def test_spinekv_trace_streams_a_file_and_summarises(api, records_cluster,
     result = await asyncio.to_thread(
         runner.invoke,
         trace_command,
-        [str(source), str(out), "--node", "n3", "--token", TOKENS["service"]],
-        obj={"config": config},
+        [str(source), str(out), "--node", "n3", "--token", TOKENS["service"], "--config", config],
     )
     assert result.exit_code == 0, result.output
     rows = rows_of(out.read_text())
@@ -316,8 +315,7 @@ async def test_spinekv_trace_streams_a_file_and_summarises(api, records_cluster,
     result = await asyncio.to_thread(
         runner.invoke,
         trace_command,
-        [str(source), str(refused), "--token", TOKENS["clinical"]],
-        obj={"config": config},
+        ["--config", config, str(source), str(refused), "--token", TOKENS["clinical"]],
     )
     assert result.exit_code != 0
     assert "ACCESS_DENIED" in result.output
@@ -331,8 +329,7 @@ async def test_spinekv_trace_takes_the_service_token_from_cluster_toml(records_c
     result = await asyncio.to_thread(
         CliRunner().invoke,
         trace_command,
-        [str(source), str(out)],
-        obj={"config": str(records_cluster.config.path)},
+        [str(source), str(out), "--config", str(records_cluster.config.path)],
     )
     assert result.exit_code == 0, result.output
     assert rows_of(out.read_text())[1][:4] == ["r1", "", "", "no-match"]

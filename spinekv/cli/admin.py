@@ -12,16 +12,15 @@ from collections import Counter
 from typing import Any
 
 import click
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from . import localcluster
-from .config import ClusterConfig, ConfigError, load_config
-
-console = Console()
+from ..config import ClusterConfig
+from . import processes
+from .common import cluster_config, config_name, console, known_names
 
 STATUS_STYLE = {"valid": "green", "joining": "cyan", "leaving": "yellow", "exiting": "magenta"}
 
@@ -66,21 +65,19 @@ def _send(config: ClusterConfig, node: str, method: str, path: str, body: Any) -
 
 
 def _contact(config: ClusterConfig, chosen: str | None, avoid: str | None = None) -> str:
-    """The node to ask: the one chosen with --node, else the first in cluster.toml that answers."""
+    """The node to ask: the one chosen with --node, else the first in the file that answers."""
     if chosen is not None:
-        config.node(chosen)
-        return chosen
+        return known_names(config, [chosen])[0]
     for name in config.node_names():
-        if name != avoid and localcluster.ping(config.node(name), 0.5):
+        if name != avoid and processes.ping(config.node(name), 0.5):
             return name
-    raise NodeError("no node answers; start the cluster with `spinekv up`")
+    raise NodeError(f"no node of {config_name(config)} answers; start them with `spinekv up`")
 
 
 def _statuses(config: ClusterConfig) -> dict[str, dict]:
     """/admin/status of every node that answers."""
     found = {
-        n: localcluster.fetch_json(config.node(n), "/admin/status", 2.0)
-        for n in config.node_names()
+        n: processes.fetch_json(config.node(n), "/admin/status", 2.0) for n in config.node_names()
     }
     return {name: status for name, status in found.items() if status is not None}
 
@@ -90,15 +87,12 @@ def _statuses(config: ClusterConfig) -> dict[str, dict]:
 @click.pass_context
 def admin(ctx: click.Context, node: str | None) -> None:
     """Membership changes and cluster views, as riak-admin offers them."""
-    try:
-        ctx.obj["cluster"] = load_config(ctx.obj["config"])
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    ctx.obj["node"] = node
+    ctx.meta["spinekv.admin_node"] = node
 
 
 def _ctx(ctx: click.Context) -> tuple[ClusterConfig, str | None]:
-    return ctx.obj["cluster"], ctx.obj["node"]
+    # Loaded here, not in the group: a --config after the subcommand is read after the group ran.
+    return cluster_config(ctx), ctx.meta["spinekv.admin_node"]
 
 
 # ---------------------------------------------------------------- staging
@@ -107,6 +101,11 @@ def _ctx(ctx: click.Context) -> tuple[ClusterConfig, str | None]:
 def _stage(ctx: click.Context, action: str, name: str, note: str = "") -> None:
     """Stage `action` of NAME through a node other than NAME itself."""
     config, chosen = _ctx(ctx)
+    if name not in config.node_names():
+        raise click.ClickException(
+            f"{name} is not a node in {config_name(config)} "
+            f"(it has {', '.join(config.node_names())})"
+        )
     contact = _contact(config, chosen, avoid=name)
     _call(config, contact, "POST", f"/admin/stage?action={action}&node={name}")
     what = "force-remove" if action == "remove" else action
@@ -303,7 +302,7 @@ def transfers(ctx: click.Context, watch: bool, timeout: float) -> None:
     config, _ = _ctx(ctx)
     statuses = _statuses(config)
     if not statuses:
-        raise NodeError("no node answers; start the cluster with `spinekv up`")
+        raise NodeError(f"no node of {config_name(config)} answers; start them with `spinekv up`")
     if not watch:
         console.print(_transfers_table(statuses))
         _print_recent(statuses)

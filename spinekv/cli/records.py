@@ -17,7 +17,6 @@ from typing import BinaryIO
 
 import aiohttp
 import click
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,18 +27,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .config import ClusterConfig, ConfigError, load_config
-from .records import demo, trace
-
-console = Console()
-
-
-def _config(ctx: click.Context) -> ClusterConfig:
-    try:
-        return load_config(ctx.obj["config"])
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
+from ..config import ClusterConfig
+from ..records import demo, trace
+from .common import cluster_config, config_name, console
 
 # ====================================================================== spinekv load-demo
 
@@ -222,11 +212,13 @@ async def load_people(
 
 
 def token_for(config: ClusterConfig, role: str) -> str:
-    """The token of the first [[user]] with this role in cluster.toml."""
+    """The token of the first [[user]] with this role in the cluster file."""
     for user in config.users:
         if user.role == role:
             return user.token
-    raise click.UsageError(f"cluster.toml lists no [[user]] with role {role}; pass --token")
+    raise click.UsageError(
+        f"{config_name(config)} lists no [[user]] with role {role}; pass --token"
+    )
 
 
 @click.command("load-demo")
@@ -259,11 +251,11 @@ def load_demo(
     scr_share: float,
 ) -> None:
     """Load synthetic patients (NHS numbers from the never-issued 999 range) and their SCRs."""
-    config = _config(ctx)
+    config = cluster_config(ctx)
     if node_name is not None:
         if node_name not in config.node_names():
             raise click.BadParameter(
-                f"{node_name!r}; cluster.toml has {', '.join(config.node_names())}",
+                f"{node_name!r}; {config_name(config)} has {', '.join(config.node_names())}",
                 param_hint="--node",
             )
         urls = [config.node(node_name).http_url]
@@ -412,12 +404,12 @@ def trace_command(
 ) -> None:
     """Batch-trace SOURCE (CSV: UNIQUE REFERENCE,NHS_NO,FAMILY_NAME,GIVEN_NAME,GENDER,
     DATE_OF_BIRTH,POST_CODE) against the demographics, streaming the answer to TARGET."""
-    config = _config(ctx)
+    config = cluster_config(ctx)
     if node_name is None:
         node_name = config.nodes[0].name
     elif node_name not in config.node_names():
         raise click.BadParameter(
-            f"{node_name!r}; cluster.toml has {', '.join(config.node_names())}",
+            f"{node_name!r}; {config_name(config)} has {', '.join(config.node_names())}",
             param_hint="--node",
         )
     url = config.node(node_name).http_url

@@ -1,0 +1,24 @@
+"""The `spinekv` command line: the root group, with every subcommand hung on it."""
+
+from __future__ import annotations
+
+import click
+
+from .admin import admin
+from .cluster import down, node_command, status, up
+from .common import add_config_option
+from .records import load_demo, trace_command
+
+__all__ = ["main"]
+
+
+@click.group()
+def main() -> None:
+    """spinekv: a Riak-style Dynamo key-value store. Run and inspect the local cluster."""
+
+
+for _command in (up, down, status, admin, load_demo, trace_command, node_command):
+    main.add_command(_command)
+# Every command and group, the root included, takes --config, so it may come before or
+# after the subcommand (a subcommand imported on its own has it too: importing it runs this).
+add_config_option(main)
