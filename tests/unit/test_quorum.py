@@ -9,7 +9,9 @@ from spinekv import object as riak_object
 from spinekv.object import Content
 from spinekv.props import BucketProps
 from spinekv.quorum import (
+    CoordinateHere,
     Failed,
+    Forward,
     Found,
     GetCore,
     GetOptions,
@@ -21,7 +23,10 @@ from spinekv.quorum import (
     get_options,
     put_options,
     resolve,
+    route_after_forwards_failed,
+    route_put,
 )
+from spinekv.ring import PrefEntry
 
 
 def obj(value: bytes, actor: str = "a", base=dvv.EMPTY):
@@ -236,3 +241,32 @@ def test_options_refuse_values_out_of_range():
         delete_options(BucketProps(n_val=3), {"rw": "4"}, 1.0)
     with pytest.raises(QuorumValueError, match="node_confirms"):
         put_options(BucketProps(n_val=3), {"node_confirms": "x"}, 1.0)
+
+
+# ---------------------------------------------------------------- who coordinates a PUT
+
+
+def _prefs(*nodes: str) -> list[PrefEntry]:
+    return [PrefEntry(partition=p, node=n, primary=True) for p, n in enumerate(nodes)]
+
+
+def test_a_put_is_coordinated_on_a_local_replica():
+    assert route_put(_prefs("n1", "n2", "n3"), "n2", forwarded=False) == CoordinateHere(1)
+    assert route_put(_prefs("n1", "n2", "n3"), "n2", forwarded=True) == CoordinateHere(1)
+
+
+def test_a_node_without_a_replica_forwards_once_and_never_again():
+    prefs = _prefs("n1", "n2", "n3")
+    assert route_put(prefs, "n9", forwarded=False) == Forward(tuple(prefs))
+    refused = route_put(prefs, "n9", forwarded=True)
+    assert isinstance(refused, Failed) and refused.reason.startswith("forward: n9")
+
+
+def test_after_every_forward_failed_a_fallback_here_coordinates_or_the_put_fails():
+    with_fallback = _prefs("n1", "n9", "n3")
+    assert route_after_forwards_failed(with_fallback, "n9", 2, ["x"]) == CoordinateHere(1)
+    failed = route_after_forwards_failed(_prefs("n1", "n2"), "n9", 2, ["n1: down", "n2: down"])
+    assert isinstance(failed, Failed)
+    assert failed.reason == (
+        "w=2 unsatisfied: no replica could coordinate the write (n1: down; n2: down)"
+    )
