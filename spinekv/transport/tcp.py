@@ -192,6 +192,7 @@ class _Outbound(_Connection):
         super().__init__(owner)
         self.peer = peer
         self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.drop_reason = f"connection to {peer} closed"
 
     def describe(self) -> str:
         return f"outbound connection to {self.peer} {self.peername}"
@@ -238,6 +239,7 @@ class _Outbound(_Connection):
         if self.closed:
             return
         self.closed = True
+        self.drop_reason = reason
         self._buf = bytearray()
         pending, self.pending = self.pending, {}
         for fut in pending.values():
@@ -561,6 +563,10 @@ class TcpTransport:
     ) -> asyncio.Future[Any]:
         loop = conn.loop
         fut = loop.create_future()
+        if conn.closed:
+            # Dropped between its dial and this send (a peer refusing our hello does that).
+            fut.set_exception(Unreachable(conn.drop_reason))
+            return fut
         pending = conn.pending
         pending[rid] = fut
         timer = loop.call_at(deadline, _expire, fut, peer, timeout)
