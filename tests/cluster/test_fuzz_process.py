@@ -1,6 +1,6 @@
 """Fuzzing one real node process (uvloop, LevelDB): it answers deliberately and stays up.
 
-The requests and the judging are those of tests/unit/test_http_fuzz.py; here they go
+The requests and the judging are those of tests/integration/test_http_fuzz.py; here they go
 to a node running as its own OS process, as `spinekv up` starts it, so what differs
 from the in-process cluster (uvloop's timers, LevelDB, the process itself) is covered.
 """
@@ -11,8 +11,8 @@ import asyncio
 import os
 
 from tests.cluster.conftest import running_cluster
+from tests.integration.test_http_fuzz import CANARY_TOML, fuzz_node
 from tests.support import write_cluster_toml
-from tests.unit.test_http_fuzz import CANARY_TOML, fuzz_node
 
 
 def test_fuzzed_node_process_answers_deliberately_and_stays_alive(tmp_path, request):

@@ -13,8 +13,8 @@ import pytest
 
 from spinekv.records import nhs
 from tests.inproc import inproc_cluster
+from tests.integration.test_records_common import create, expect_outcome, matches, patch
 from tests.records_support import NHS_SYSTEM, PDS, USERS_TOML, RecordClient, patient
-from tests.unit.test_records_common import create, expect_outcome, matches, patch
 
 FIRST, LAST = 9_990_000_000, 9_999_999_999  # the default allocation range
 GENDER_MALE = [{"op": "replace", "path": "/gender", "value": "male"}]

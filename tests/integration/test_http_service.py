@@ -6,17 +6,12 @@ import asyncio
 import json
 import re
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from openapi_spec_validator import validate
 
 from spinekv.http.service import (
     RIAK_RESOURCES,
-    erlang_ownership,
-    negotiate,
-    resource_map,
-    routes_serving,
     stats_middleware,
 )
 from spinekv.stats import NodeStats
@@ -67,21 +62,6 @@ async def test_resource_map_offers_exactly_the_resources_the_app_routes(cluster,
         assert (name in served) == routed, (name, probe)
 
 
-def test_resource_map_leaves_out_what_is_not_routed():
-    async def nothing(request):
-        return web.Response()
-
-    app = web.Application()
-    app.add_routes([web.get("/ping", nothing), web.put("/buckets/{bucket}/keys/{key}", nothing)])
-    app.add_routes([web.get("/types/{type}/buckets/{bucket}/keys/{key}", nothing)])
-    # The object route answers PUT only, and Riak's probe is a GET: not offered.
-    assert resource_map(routes_serving(app)) == {
-        "riak_kv_wm_bucket_type": "/types",
-        "riak_kv_wm_ping": "/ping",
-    }
-    assert resource_map(lambda method, path: False) == {}
-
-
 async def test_resource_map_as_html_by_default_and_406_for_other_types(cluster, http):
     async with http.get(cluster.url("n2") + "/") as r:
         assert r.status == 200
@@ -92,28 +72,6 @@ async def test_resource_map_as_html_by_default_and_406_for_other_types(cluster, 
     async with http.get(cluster.url("n2") + "/", headers={"Accept": "image/png"}) as r:
         assert r.status == 406
         assert "application/json" in await r.text()
-
-
-@pytest.mark.parametrize(
-    ("accept", "chosen"),
-    [
-        (None, "text/html"),
-        ("", "text/html"),
-        ("*/*", "text/html"),
-        ("application/json", "application/json"),
-        ("text/html;q=0.5, application/json", "application/json"),
-        ("application/*", "application/json"),
-        ("text/*;q=0.1, */*;q=0.9", "application/json"),
-        ("application/json;q=0, */*", "text/html"),
-        ("image/png", None),
-        ("garbage", None),
-        ("application/json;q=abc, text/html;q=0.2", "text/html"),
-        ("application/json;q=7", None),
-        (";;,,/", None),
-    ],
-)
-def test_negotiate_follows_q_values_and_specificity(accept, chosen):
-    assert negotiate(accept, ["text/html", "application/json"]) == chosen
 
 
 # ------------------------------------------------------------------ /ping and /stats
@@ -197,11 +155,6 @@ async def test_middleware_counts_handler_failures_and_http_errors():
     assert snap["http_5xx_total"] == 1
     assert snap["http_4xx_total"] == 2
     assert snap["node_gets_total"] == 1  # the 404 of an object route
-
-
-def test_ring_ownership_is_printed_as_riak_prints_the_erlang_term():
-    assert erlang_ownership({"n2": 3, "n1": 5}) == "[{n1,5},{n2,3}]"
-    assert erlang_ownership({"riak@127.0.0.1": 64}) == "[{'riak@127.0.0.1',64}]"
 
 
 # ------------------------------------------------------------------ preflist
