@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,22 +13,25 @@ from spinekv.ring import primaries
 from spinekv.server import Node
 from spinekv.storage.memory import MemoryBackend
 from spinekv.transport.tcp import TcpTransport
-from tests.support import write_cluster_toml
+from tests.support import eventually, write_cluster_toml
 
 
-def make_node(config, spec, backend):
+def make_node(config, spec, backend, transport_class: type[TcpTransport] = TcpTransport):
+    """A node over `backend`, its peers reached through `transport_class` (a fault-injecting
+    subclass in some tests)."""
     peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != spec.name}
-    transport = TcpTransport(spec.name, spec.host, spec.peer_port, peers)
+    transport = transport_class(spec.name, spec.host, spec.peer_port, peers)
     node = Node(config, spec.name, backend=backend, transport=transport)
     node.handoff.interval = 0.2  # hand off promptly in tests
     return node
 
 
 class Cluster:
-    def __init__(self, config, nodes, backends):
+    def __init__(self, config, nodes, backends, transport_class: type[TcpTransport]):
         self.config = config
         self.nodes = {n.name: n for n in nodes}
         self.backends = backends
+        self.transport_class = transport_class
 
     def url(self, name: str) -> str:
         return self.config.node(name).http_url
@@ -39,7 +41,8 @@ class Cluster:
 
     async def restart(self, name: str) -> None:
         """Start `name` again over the store it had (as a restarted process would)."""
-        node = make_node(self.config, self.config.node(name), self.backends[name])
+        spec = self.config.node(name)
+        node = make_node(self.config, spec, self.backends[name], self.transport_class)
         await node.start()
         self.nodes[name] = node
 
@@ -53,20 +56,27 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def inproc_cluster(
-    folder: Path, nodes: int = 5, *, ring_size: int = 16, extra: str = ""
+    folder: Path,
+    nodes: int = 5,
+    *,
+    ring_size: int = 16,
+    extra: str = "",
+    transport_class: type[TcpTransport] = TcpTransport,
 ) -> AsyncIterator[Cluster]:
     """Start `nodes` nodes in this loop and wait until all see each other; stop them after."""
     config = load_config(write_cluster_toml(folder, nodes, ring_size=ring_size, extra=extra))
     backends = {spec.name: MemoryBackend() for spec in config.nodes}
-    started = [make_node(config, spec, backends[spec.name]) for spec in config.nodes]
-    c = Cluster(config, started, backends)
+    started = [
+        make_node(config, spec, backends[spec.name], transport_class) for spec in config.nodes
+    ]
+    c = Cluster(config, started, backends, transport_class)
     try:
         for node in started:
             await node.start()
-        deadline = asyncio.get_running_loop().time() + 10
-        while not all(a.membership.is_up(b.name) for a in started for b in started):
-            assert asyncio.get_running_loop().time() < deadline, "nodes never saw each other"
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: all(a.membership.is_up(b.name) for a in started for b in started),
+            what="every node to see every other up",
+        )
         yield c
     finally:
         for node in list(c.nodes.values()):

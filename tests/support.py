@@ -1,10 +1,105 @@
-"""Shared test helpers: free ports and throwaway cluster.toml files."""
+"""Shared test helpers: polling for a state, injected faults, free ports, cluster.toml files."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import random
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from spinekv.transport.base import Handler
+from spinekv.transport.tcp import TcpTransport
+
+NotYet = tuple[type[BaseException], ...]
+
+
+def _passed(value: Any, error: BaseException | None, what: str, timeout: float, deadline: float):
+    """Whether a check passed; past the deadline a failure naming `what` and the last outcome."""
+    if error is None and value:
+        return True
+    if time.monotonic() > deadline:
+        last = error if error is not None else value
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}; last: {last!r}"
+        ) from error
+    return False
+
+
+async def eventually(
+    check: Callable[[], Any],
+    *,
+    what: str,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    not_yet: NotYet = (AssertionError,),
+) -> Any:
+    """Call `check` (sync or async) until it returns something truthy, and return that.
+
+    A check that raises one of `not_yet` (a failed assertion, by default) has not passed
+    either, so an assertion-style check ends by returning what it checked. At the deadline
+    this fails naming `what` and the last error or value, chained to the last error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value, error = None, None
+        try:
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
+        except not_yet as exc:
+            error = exc
+        if _passed(value, error, what, timeout, deadline):
+            return value
+        await asyncio.sleep(interval)
+
+
+def eventually_sync(
+    check: Callable[[], Any],
+    *,
+    what: str,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    not_yet: NotYet = (AssertionError,),
+) -> Any:
+    """`eventually` for blocking tests (real node processes): the same rules, `time.sleep`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value, error = None, None
+        try:
+            value = check()
+        except not_yet as exc:
+            error = exc
+        if _passed(value, error, what, timeout, deadline):
+            return value
+        time.sleep(interval)
+
+
+class PausableTransport(TcpTransport):
+    """A TcpTransport whose node can fall silent, as under SIGSTOP: its connections stay open
+    and peers' requests reach it, but no answer goes back until `resume()`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._running = asyncio.Event()
+        self._running.set()
+
+    async def start(self, handler: Handler) -> None:
+        async def when_running(source: str, message: Any) -> Any:
+            await self._running.wait()
+            answer = handler(source, message)
+            return await answer if inspect.isawaitable(answer) else answer
+
+        await super().start(when_running)
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
 
 
 def _ephemeral_low() -> int:

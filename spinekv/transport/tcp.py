@@ -37,10 +37,6 @@ _pack_header = _HEADER.pack
 _unpack_header = _HEADER.unpack_from
 _HEADER_SIZE = _HEADER.size
 
-# Clock for reconnect backoff. Deliberately not loop.time(): uvloop caches that per iteration,
-# and is_reachable() may be asked from outside a loop. A module attribute so tests can drive it.
-_now = time.monotonic
-
 
 class FrameTooLarge(TransportError):
     """A request (or its reply) would exceed the transport's max_frame."""
@@ -401,6 +397,7 @@ class TcpTransport:
         backoff_min: float = 0.05,
         backoff_max: float = 2.0,
         max_frame: int = 64 * 1024 * 1024,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
@@ -416,6 +413,9 @@ class TcpTransport:
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.max_frame = max_frame
+        # The reconnect backoff's clock. Deliberately not loop.time(): uvloop caches that per
+        # iteration, and is_reachable() may be asked from outside a loop.
+        self.monotonic = monotonic
         # Counters for stats and tests: connections accepted from peers / connect attempts made.
         self.accepted = 0
         self.dialled = 0
@@ -599,7 +599,7 @@ class TcpTransport:
             conn.drop(f"connection to {state.name} closed", mark_down=True)
         task = state.connecting
         if task is None:
-            if _now() < state.down_until:
+            if self.monotonic() < state.down_until:
                 raise Unreachable(f"peer {state.name} is down: {state.last_error}")
             task = state.connecting = loop.create_task(self._dial(state))
         if not task.done():
@@ -654,7 +654,7 @@ class TcpTransport:
     def _mark_down(self, state: _Peer, reason: str) -> None:
         delay = state.backoff
         was_up = state.down_until == 0.0 and not state.last_error
-        state.down_until = _now() + delay
+        state.down_until = self.monotonic() + delay
         state.last_error = reason
         state.backoff = min(delay * 2, self.backoff_max)
         # Warn on the transition only; repeated failures while down would flood the log.
@@ -674,7 +674,7 @@ class TcpTransport:
         state = self._peers.get(peer)
         if state is None:
             return False
-        return _now() >= state.down_until
+        return self.monotonic() >= state.down_until
 
     # -- shutdown ---------------------------------------------------------------------------
 

@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from spinekv.cli import processes
 from spinekv.config import load_config
-from tests.support import write_cluster_toml
+from tests.support import eventually_sync, write_cluster_toml
 
 NODES = 5
 BUCKET_TYPE = "chaos"
@@ -146,11 +145,12 @@ class ChaosCluster:
         return pid
 
     def wait_dead(self, name: str, pid: int, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.pid(name) == pid:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} (pid {pid}) still alive {timeout}s after SIGKILL")
-            time.sleep(0.02)
+        eventually_sync(
+            lambda: self.pid(name) != pid,
+            what=f"{name} (pid {pid}) to die of SIGKILL",
+            timeout=timeout,
+            interval=0.02,
+        )
 
     def kill_everything(self) -> None:
         """Last-resort cleanup: SIGCONT then SIGKILL every node pid started here, or still in a

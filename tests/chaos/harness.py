@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.history import History, SetResult, check_set
+from tests.support import eventually
 
 from .cluster import ChaosCluster
 from .nemesis import Fault, FaultEvent, Firewall, Nemesis, plan_faults, require_nft
@@ -164,13 +165,12 @@ def quiet_problems(cluster: ChaosCluster, statuses: dict[str, dict | str]) -> li
 
 async def wait_quiet(cluster: ChaosCluster, timeout: float) -> None:
     """Poll until every node answers, sees every member up, and no handoff is pending."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def quiet() -> bool:
         problems = quiet_problems(cluster, await cluster_status(cluster))
-        if not problems:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"cluster not quiet {timeout:.0f}s after heal: " + "; ".join(problems)
-            )
-        await asyncio.sleep(0.25)  # poll interval; the deadline bounds the wait
+        assert not problems, "; ".join(problems)
+        return True
+
+    await eventually(
+        quiet, what="the cluster to be quiet after heal", timeout=timeout, interval=0.25
+    )

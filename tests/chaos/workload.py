@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from tests.history import History, unique_elements
+from tests.support import eventually
 
 from .cluster import BUCKET_TYPE
 
@@ -196,13 +197,12 @@ async def final_read(
     out: set[str] = set()
     async with aiohttp.ClientSession() as session:
         for key in keys:
-            while True:
-                try:
-                    elements, _ = await read_set(session, url, key, "all", timeout)
-                    break
-                except ReadFailed as exc:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"final read of {key} from {url}: {exc}") from None
-                    await asyncio.sleep(0.5)  # retry pacing; the deadline bounds the wait
+            elements, _ = await eventually(
+                lambda key=key: read_set(session, url, key, "all", timeout),
+                what=f"a final read of {key} from {url}",
+                timeout=max(0.0, deadline - time.monotonic()),
+                interval=0.5,
+                not_yet=(ReadFailed,),
+            )
             out |= elements
     return out

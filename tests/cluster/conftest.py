@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from spinekv.cli import processes
 from spinekv.config import load_config
-from tests.support import write_cluster_toml
+from tests.support import eventually_sync, write_cluster_toml
 
 
 class Response:
@@ -60,7 +59,7 @@ class ProcessCluster:
         pid = self.pid(name)
         assert pid is not None, f"{name} is not running"
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: self.pid(name) is None, f"{name} to die")
+        eventually_sync(lambda: self.pid(name) is None, what=f"{name} to die")
 
     def request(
         self,
@@ -99,18 +98,6 @@ class ProcessCluster:
             if log.exists():
                 out.append(f"--- {name} ---\n" + log.read_text()[-3000:])
         return "\n".join(out)
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0, interval: float = 0.05):
-    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @contextlib.contextmanager

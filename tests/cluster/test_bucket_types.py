@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from tests.cluster.conftest import wait_for
+from tests.support import eventually_sync
 
 JSON = {"Content-Type": "application/json"}
 
@@ -28,9 +28,9 @@ def test_bucket_type_lifecycle_props_and_restart(cluster):
     assert created.returncode == 0, created.stdout + created.stderr
     assert created.stdout.strip() == "t created"
     assert cluster.request("GET", "n3", "/types/t/buckets/x/props").status == 404
-    wait_for(
+    eventually_sync(
         lambda: "t has been created and may be activated" in admin("status", "t").stdout,
-        "every member to see type t",
+        what="every member to see type t",
     )
     activated = admin("activate", "t")
     assert activated.returncode == 0 and activated.stdout.strip() == "t has been activated"
@@ -40,9 +40,9 @@ def test_bucket_type_lifecycle_props_and_restart(cluster):
     assert status[0] == "t is active" and "n_val: 2" in status and "allow_mult: true" in status
 
     # 2. A write in t lands on n_val=2 replicas: the third of the key's preference list has none.
-    wait_for(
+    eventually_sync(
         lambda: cluster.request("GET", "n2", "/types/t/buckets/x/props").status == 200,
-        "type t to be active on n2",
+        what="type t to be active on n2",
     )
     assert cluster.request("PUT", "n2", "/types/t/buckets/x/keys/k", b"v").status == 204
     path = "/admin/replicas/types/t/buckets/x/keys/k?n_val=3"
@@ -65,18 +65,18 @@ def test_bucket_type_lifecycle_props_and_restart(cluster):
     body = json.dumps({"props": {"allow_mult": True}}).encode()
     assert cluster.request("PUT", "n1", "/buckets/b/props", body, JSON).status == 204
     for name in ("n2", "n3"):
-        wait_for(
+        eventually_sync(
             lambda name=name: cluster.request("GET", name, "/buckets/b/props").json()["props"][
                 "allow_mult"
             ],
-            f"allow_mult=true to reach {name}",
+            what=f"allow_mult=true to reach {name}",
         )
     for name, value in (("n2", b"left"), ("n3", b"right")):
         assert cluster.request("PUT", name, "/buckets/b/keys/k", value).status == 204
     assert cluster.request("GET", "n4", "/buckets/b/keys/k?r=all").status == 300
 
     # 4. Kept on disk: n1 alone, having talked to no one since it started, still knows it all.
-    wait_for(lambda: "t is active" in admin("status", "t").stdout, "t active on n1")
+    eventually_sync(lambda: "t is active" in admin("status", "t").stdout, what="t active on n1")
     everyone = cluster.config.node_names()
     assert cluster.cli("down", *everyone).returncode == 0
     cluster.up("n1")

@@ -13,30 +13,32 @@ from __future__ import annotations
 import os
 import signal
 
-from .conftest import ProcessCluster, wait_for
+from tests.support import eventually_sync
+
+from .conftest import ProcessCluster
 
 
 def wait_seen(cluster: ProcessCluster, victim: str, up: bool, timeout: float = 20) -> None:
     """Poll until every other node reports `victim` as up (or down)."""
     others = [n for n in cluster.config.node_names() if n != victim]
-    wait_for(
+    eventually_sync(
         lambda: all(
             cluster.request("GET", n, "/admin/status").json()["members"][victim]["up"] == up
             for n in others
         ),
-        f"{victim} to be seen {'up' if up else 'down'}",
+        what=f"{victim} to be seen {'up' if up else 'down'}",
         timeout=timeout,
     )
 
 
 def wait_handoff_done(cluster: ProcessCluster) -> None:
     """Poll until no node holds data for a partition it does not own."""
-    wait_for(
+    eventually_sync(
         lambda: all(
             not cluster.request("GET", n, "/admin/status").json()["handoff"]["pending"]
             for n in cluster.config.node_names()
         ),
-        "hinted handoff to finish",
+        what="hinted handoff to finish",
         timeout=60,
     )
 

@@ -13,9 +13,9 @@ The story, as an operator lives it:
 
 from __future__ import annotations
 
-from tests.support import free_ports, write_cluster_toml
+from tests.support import eventually_sync, free_ports, write_cluster_toml
 
-from .conftest import ProcessCluster, running_cluster, wait_for
+from .conftest import ProcessCluster, running_cluster
 from .test_membership_story import ring_settled
 
 
@@ -39,10 +39,10 @@ def test_a_node_added_to_the_file_while_running_is_joined_without_restarts(tmp_p
         try:
             grown.up("n4")
             # n4's probes reach the others; they learn it from its hello.
-            wait_for(
+            eventually_sync(
                 lambda: grown.request("GET", "n1", "/admin/ring").json()["unreachable"] == [],
-                "n1 to learn of n4 and find it up",
-                30,
+                what="n1 to learn of n4 and find it up",
+                timeout=30,
             )
             result = grown.cli("admin", "join", "n4")
             assert result.returncode == 0, result.stdout + result.stderr
@@ -51,7 +51,9 @@ def test_a_node_added_to_the_file_while_running_is_joined_without_restarts(tmp_p
             commit = grown.cli("admin", "commit")
             assert commit.returncode == 0, commit.stdout + commit.stderr
             names = ["n1", "n2", "n3", "n4"]
-            wait_for(lambda: ring_settled(grown, names), "the join of n4 to finish", 90)
+            eventually_sync(
+                lambda: ring_settled(grown, names), what="the join of n4 to finish", timeout=90
+            )
 
             # Nobody was restarted to learn of n4.
             assert {n: grown.pid(n) for n in ("n1", "n2", "n3")} == started

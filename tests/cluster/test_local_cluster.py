@@ -12,9 +12,9 @@ from spinekv.cli import processes
 from spinekv.config import load_config
 from spinekv.storage.keys import object_key
 from spinekv.storage.leveldb import LevelDBBackend
-from tests.support import write_cluster_toml
+from tests.support import eventually_sync, write_cluster_toml
 
-from .conftest import ProcessCluster, wait_for
+from .conftest import ProcessCluster
 
 
 def test_write_on_one_node_read_from_every_other(cluster):
@@ -88,22 +88,22 @@ def test_read_repair_restores_a_replica_whose_copy_was_removed(cluster):
     backend.close()
     cluster.up(victim)
     # Wait until the reader routes to the restarted node again, then check the copy is gone.
-    wait_for(
+    eventually_sync(
         lambda: (
             {x["node"] for x in cluster.replicas(reader, "b", "rr") if x["primary"]} >= {victim}
         ),
-        f"{reader} to see {victim} up",
+        what=f"{reader} to see {victim} up",
     )
     status = {x["node"]: x["status"] for x in cluster.replicas(reader, "b", "rr")}
     assert status[victim] == "notfound"
 
     r = cluster.request("GET", reader, "/buckets/b/keys/rr")
     assert (r.status, r.body) == (200, b"precious")
-    wait_for(
+    eventually_sync(
         lambda: (
             {x["node"]: x["status"] for x in cluster.replicas(reader, "b", "rr")}[victim] == "found"
         ),
-        "read repair",
+        what="read repair",
     )
     vclocks = {x["vclock"] for x in cluster.replicas(reader, "b", "rr")}
     assert len(vclocks) == 1
@@ -141,11 +141,11 @@ def test_foreground_up_stops_nodes_on_ctrl_c(tmp_path):
     )
     cluster = ProcessCluster(path)
     try:
-        wait_for(
+        eventually_sync(
             lambda: all(
                 cluster.pid(n) and processes.ping(config.node(n)) for n in config.node_names()
             ),
-            "the foreground cluster to serve",
+            what="the foreground cluster to serve",
             timeout=60,
         )
         pids = [cluster.pid(n) for n in config.node_names()]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import threading
 
-from .conftest import ProcessCluster, wait_for
+from tests.support import eventually_sync
+
+from .conftest import ProcessCluster
 
 
 class Writer:
@@ -49,7 +51,9 @@ class Writer:
 
     def wait_for_acks(self, count: int) -> None:
         target = len(self.acked) + count
-        wait_for(lambda: len(self.acked) >= target, f"{count} more acknowledged writes", 60)
+        eventually_sync(
+            lambda: len(self.acked) >= target, what=f"{count} more acknowledged writes", timeout=60
+        )
 
 
 def ring_settled(cluster: ProcessCluster, names: list[str]) -> bool:
@@ -90,7 +94,9 @@ def test_add_a_sixth_node_under_write_load(cluster_with_spare):
         commit = cluster.cli("admin", "commit")
         assert commit.returncode == 0, commit.stdout + commit.stderr
         writer.wait_for_acks(100)  # writes go on while partitions move
-        wait_for(lambda: ring_settled(cluster, [*members, "n6"]), "the join to finish", 90)
+        eventually_sync(
+            lambda: ring_settled(cluster, [*members, "n6"]), what="the join to finish", timeout=90
+        )
         writer.wait_for_acks(50)
     assert writer.failed == [], writer.failed[:5]
     shares = cluster.request("GET", "n1", "/admin/status").json()["members"]
@@ -125,8 +131,10 @@ def test_a_node_leaves_under_write_load(cluster):
         assert cluster.cli("admin", "commit").returncode == 0
         writer.wait_for_acks(100)
         # It hands off everything, then stops its own process.
-        wait_for(lambda: cluster.pid(leaver) is None, f"{leaver} to stop itself", 90)
-        wait_for(lambda: ring_settled(cluster, stay), "the ring to settle", 60)
+        eventually_sync(
+            lambda: cluster.pid(leaver) is None, what=f"{leaver} to stop itself", timeout=90
+        )
+        eventually_sync(lambda: ring_settled(cluster, stay), what="the ring to settle", timeout=60)
         writer.wait_for_acks(50)
     assert writer.failed == [], writer.failed[:5]
     log = (cluster.config.node_dir(leaver) / "log").read_text()
@@ -169,7 +177,9 @@ def test_force_remove_a_dead_node_and_rebuild_its_replicas(cluster):
     plan = cluster.cli("admin", "plan")
     assert "will not be handed off" in plan.stdout, plan.stdout
     assert cluster.cli("admin", "commit").returncode == 0
-    wait_for(lambda: ring_settled(cluster, stay), "the ring to settle without n4", 60)
+    eventually_sync(
+        lambda: ring_settled(cluster, stay), what="the ring to settle without n4", timeout=60
+    )
     ring = cluster.request("GET", "n1", "/admin/ring").json()
     assert dead not in {m["node"] for m in ring["members"]}
     for key, value in acked.items():
@@ -183,4 +193,4 @@ def test_force_remove_a_dead_node_and_rebuild_its_replicas(cluster):
             for r in cluster.replicas("n1", "gone", key)
         )
 
-    wait_for(rebuilt, "read repair to fill the new owners", 30)
+    eventually_sync(rebuilt, what="read repair to fill the new owners", timeout=30)

@@ -15,8 +15,9 @@ from contextlib import closing
 import pytest
 
 from tests.riak_shim import import_riak
+from tests.support import eventually_sync
 
-from .conftest import ProcessCluster, wait_for
+from .conftest import ProcessCluster
 
 # The client builds a distutils LooseVersion from /stats on each new connection; Python 3.11 warns
 # about distutils, which says nothing about spinekv.
@@ -111,7 +112,7 @@ def wait_for_props(
                 return False
         return True
 
-    wait_for(everywhere, f"every node to report {wanted}")
+    eventually_sync(everywhere, what=f"every node to report {wanted}")
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -246,7 +247,7 @@ def test_siblings_and_resolvers(node_clients):
     first = notes.new("k", data="first", content_type="text/plain").store()
     # Last-Modified has one-second resolution: write the second sibling a second later so the
     # last-written resolver has a clear winner.
-    wait_for(lambda: time.time() >= first.last_modified + 1.05, "the next second")
+    eventually_sync(lambda: time.time() >= first.last_modified + 1.05, what="the next second")
     second = (
         c3.bucket_type("records").bucket("notes").new("k", data="second", content_type="text/plain")
     )
@@ -533,7 +534,7 @@ def test_list_and_stream_keys_and_buckets(client):
 
     # A deleted key leaves the listing.
     client.bucket("beta").delete("b0")
-    wait_for(lambda: client.bucket("beta").get_keys() == [], "b0 to leave the key list")
+    eventually_sync(lambda: client.bucket("beta").get_keys() == [], what="b0 to leave the key list")
 
 
 # ---------------------------------------------------------------------------- multi ops

@@ -6,9 +6,9 @@ from __future__ import annotations
 import http.server
 import threading
 
-from tests.support import write_cluster_toml
+from tests.support import eventually_sync, write_cluster_toml
 
-from .conftest import ProcessCluster, wait_for
+from .conftest import ProcessCluster
 
 
 class ImpostorNode(http.server.BaseHTTPRequestHandler):
@@ -111,8 +111,12 @@ def test_a_node_that_left_is_not_started_again_by_a_plain_up(tmp_path):
         cluster.up()
         assert cluster.cli("admin", "leave", "n4").returncode == 0
         assert cluster.cli("admin", "commit").returncode == 0
-        wait_for(lambda: cluster.pid("n4") is None, "n4 to hand off and stop itself", 60)
-        wait_for(lambda: "n4" not in _ring(cluster, "n1"), "n4 to leave the ring", 30)
+        eventually_sync(
+            lambda: cluster.pid("n4") is None, what="n4 to hand off and stop itself", timeout=60
+        )
+        eventually_sync(
+            lambda: "n4" not in _ring(cluster, "n1"), what="n4 to leave the ring", timeout=30
+        )
 
         # Asked a running node: n4 is no longer a member.
         result = cluster.cli("up", "--detach")

@@ -34,7 +34,7 @@ from spinekv import (
 )
 from spinekv.client import multipart
 from spinekv.client.errors import ServerError
-from tests.support import free_ports
+from tests.support import eventually, free_ports
 
 NODES = ("n1", "n2", "n3", "n4", "n5")
 
@@ -109,11 +109,11 @@ def urls(cluster, *names: str) -> list[str]:
     return [cluster.url(n) for n in (names or NODES)]
 
 
-async def until_all_see_down(cluster, name: str, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while any(node.membership.is_up(name) for node in cluster.nodes.values()):
-        assert asyncio.get_running_loop().time() < deadline, f"{name} never seen down"
-        await asyncio.sleep(0.02)
+async def until_all_see_down(cluster, name: str) -> None:
+    await eventually(
+        lambda: not any(node.membership.is_up(name) for node in cluster.nodes.values()),
+        what=f"every node to see {name} down",
+    )
 
 
 async def test_store_and_fetch_keep_value_and_metadata_across_nodes(cluster, client):

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from spinekv import buckets
 from spinekv.storage.keys import object_key
 from tests.inproc import make_node
-
-
-async def eventually(check, what: str, timeout: float = 10.0):
-    """Poll `check` (sync or async) until it returns something truthy; fail at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
+from tests.support import eventually
 
 
 async def get_json(http, url: str):
@@ -51,8 +38,10 @@ async def test_allow_mult_set_on_one_node_reaches_every_node_and_makes_siblings(
         _, body = await get_json(http, cluster.url("n5") + "/buckets/b/props")
         return body["props"]["allow_mult"]
 
-    await eventually(seen_on_n5, "allow_mult=true to reach n5 by gossip")
-    await eventually(lambda: len(digests(cluster)) == 1, "every node to hold the same metadata")
+    await eventually(seen_on_n5, what="allow_mult=true to reach n5 by gossip")
+    await eventually(
+        lambda: len(digests(cluster)) == 1, what="every node to hold the same metadata"
+    )
     # Two blind writes through different nodes: siblings, whichever node answers.
     for name, value in (("n2", b"left"), ("n3", b"right")):
         async with http.put(cluster.url(name) + "/buckets/b/keys/k", data=value) as r:
@@ -143,10 +132,12 @@ async def test_bucket_type_is_usable_only_once_active_and_writes_land_on_its_n_v
     async def ready():
         return (await get_json(http, admin + "/t"))[1]["status"] == "ready"
 
-    await eventually(ready, "every member to see type t")
+    await eventually(ready, what="every member to see type t")
     async with http.post(admin + "/t/activate") as r:
         assert r.status == 200 and (await r.json())["status"] == "active"
-    await eventually(lambda: cluster.nodes["n2"].props_of("t", "x") is not None, "t on n2")
+    await eventually(
+        lambda: cluster.nodes["n2"].props_of("t", "x") is not None, what="type t to reach n2"
+    )
     async with http.put(cluster.url("n2") + "/types/t/buckets/x/keys/k", data=b"v") as r:
         assert r.status == 204
     okey = object_key(b"t", b"x", b"k")
@@ -174,7 +165,7 @@ async def test_a_type_cannot_be_activated_while_a_member_has_not_seen_it(cluster
         body = (await get_json(http, admin + "/late"))[1]
         return body["status"] == "created" and body["unacknowledged"] == ["n5"]
 
-    await eventually(waiting_only_for_n5, "all but n5 to see type late")
+    await eventually(waiting_only_for_n5, what="all but n5 to see type late")
     async with http.post(admin + "/late/activate") as r:
         assert r.status == 409 and "not yet seen by n5" in (await r.json())["error"]
     assert cluster.nodes["n1"].props_of("late", "b") is None
@@ -183,7 +174,7 @@ async def test_a_type_cannot_be_activated_while_a_member_has_not_seen_it(cluster
     async def ready():
         return (await get_json(http, admin + "/late"))[1]["status"] == "ready"
 
-    await eventually(ready, "n5 to see type late once back")
+    await eventually(ready, what="n5 to see type late once back")
     async with http.post(admin + "/late/activate") as r:
         assert r.status == 200
 
@@ -191,7 +182,9 @@ async def test_a_type_cannot_be_activated_while_a_member_has_not_seen_it(cluster
 async def test_props_are_kept_across_a_restart(cluster, http):
     async with put_props(http, cluster.url("n1") + "/buckets/b/props", {"n_val": 5}) as r:
         assert r.status == 204
-    await eventually(lambda: cluster.nodes["n3"].props_of("default", "b").n_val == 5, "n3")
+    await eventually(
+        lambda: cluster.nodes["n3"].props_of("default", "b").n_val == 5, what="n_val=5 to reach n3"
+    )
     await cluster.stop("n3")
     # What a restarted n3 knows before it has talked to anyone: its own stored metadata.
     fresh = make_node(cluster.config, cluster.config.node("n3"), cluster.backends["n3"])
@@ -210,7 +203,7 @@ async def test_concurrent_changes_on_two_nodes_converge_to_one_answer(cluster, h
         )
         meta = buckets.set_bucket_props(config, meta, "default", own, {"allow_mult": True}, now, me)
         membership.update_buckets(meta)
-    await eventually(lambda: len(digests(cluster)) == 1, "the metadata to converge")
+    await eventually(lambda: len(digests(cluster)) == 1, what="the metadata to converge")
     for node in cluster.nodes.values():
         assert node.props_of("default", "c").n_val == 4  # (stamp, "n2") > (stamp, "n1")
         assert node.props_of("default", "only1").allow_mult is True

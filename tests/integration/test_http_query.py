@@ -9,6 +9,7 @@ import re
 from spinekv.node.coordinator import BKey
 from spinekv.object import Content
 from spinekv.quorum import PutOptions
+from tests.support import eventually
 
 
 async def put(c, node, btype, bucket, key, indexes=(), value=b"v", deleted=False):
@@ -41,6 +42,10 @@ async def get_json(http, url):
         text = await r.text()
         assert r.status == 200, (url, r.status, text)
         return json.loads(text)
+
+
+async def allow_mult(http, props_url: str) -> bool:
+    return (await get_json(http, props_url))["props"]["allow_mult"]
 
 
 async def test_exact_range_and_return_terms(cluster, http):
@@ -128,10 +133,7 @@ async def test_queries_still_cover_everything_with_a_node_down(cluster, http):
     await people(cluster)
     await cluster.stop("n2")
     n1 = cluster.nodes["n1"]
-    deadline = asyncio.get_running_loop().time() + 10
-    while n1.membership.is_up("n2"):
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.05)
+    await eventually(lambda: not n1.membership.is_up("n2"), what="n1 to see n2 down")
     got = await get_json(http, cluster.url("n1") + "/buckets/people/keys?keys=true")
     assert len(got["keys"]) == 40
     got = await get_json(http, cluster.url("n1") + "/buckets/people/index/age_int/0/9")
@@ -181,13 +183,11 @@ async def test_counters_need_allow_mult_and_sum_concurrent_increments(cluster, h
         assert r.status == 204
     async with http.get(cluster.url("n1") + url) as r:
         assert r.status == 404
-    deadline = asyncio.get_running_loop().time() + 10
     for node in cluster.nodes:  # every coordinator must have the props by gossip
-        while not (await get_json(http, cluster.url(node) + "/buckets/hits/props"))["props"][
-            "allow_mult"
-        ]:
-            assert asyncio.get_running_loop().time() < deadline, f"props never reached {node}"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda node=node: allow_mult(http, cluster.url(node) + "/buckets/hits/props"),
+            what=f"allow_mult to reach {node}",
+        )
 
     async def bump(node, delta):
         for _ in range(5):
@@ -259,8 +259,5 @@ async def test_bucket_props_name_the_bucket_the_objects_use(cluster, http):
         cluster.url("n1") + "/buckets/my+bucket/props", json={"props": {"allow_mult": True}}
     ) as r:
         assert r.status == 204
-    deadline = asyncio.get_running_loop().time() + 10
     url = cluster.url("n2") + "/buckets/my%20bucket/props"
-    while not (await get_json(http, url))["props"]["allow_mult"]:  # gossip reaches n2
-        assert asyncio.get_running_loop().time() < deadline, "props never reached n2"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: allow_mult(http, url), what="allow_mult to reach n2 by gossip")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from spinekv.records.scr.builder import build_document
 from spinekv.records.scr.codes import PERMISSION_SYSTEM, SCR_ID_SYSTEM
 from spinekv.ring import primaries
 from tests.records_support import NHS_SYSTEM, PDS, SCR, RecordClient, patient
+from tests.support import eventually
 
 WHEN = "2024-03-01T10:00:00+00:00"
 
@@ -85,15 +85,15 @@ def composition_id(answer) -> str | None:
 async def audit_events(api: RecordClient, nhs: str, expected: int) -> list[dict]:
     """The patient's audit trail once it holds `expected` events (a 2i coverage query may ask
     the one replica a just-acknowledged write has not reached yet, so poll with a deadline)."""
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
+
+    async def settled():
         answer = await api.call("GET", audit_path(nhs), role="admin")
-        assert answer.status == 200, answer
-        if answer.json["total"] >= expected:
-            assert answer.json["total"] == expected, answer
-            return [e["resource"] for e in answer.json["entry"]]
-        assert asyncio.get_running_loop().time() < deadline, f"audit stuck at {answer.json}"
-        await asyncio.sleep(0.05)
+        return answer if answer.status != 200 or answer.json["total"] >= expected else None
+
+    answer = await eventually(settled, what=f"{expected} audit events for {nhs}")
+    assert answer.status == 200, answer
+    assert answer.json["total"] == expected, answer
+    return [e["resource"] for e in answer.json["entry"]]
 
 
 async def test_upload_find_read_and_a_newer_upload_becomes_current(api, records_cluster):
@@ -273,14 +273,14 @@ async def test_a_read_that_cannot_be_audited_returns_503_and_no_document(
     await records_cluster.restart(victim)
     async with http.delete(props_url) as r:
         assert r.status == 204, await r.text()
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
+
+    async def audited_read():
         read = await api.call("GET", read_path(nhs, scr_id), base_url=base)
-        if read.status == 200:
-            break
-        assert read.status == 503, read
-        assert asyncio.get_running_loop().time() < deadline, read
-        await asyncio.sleep(0.05)
+        return read if read.status != 503 else None
+
+    read = await eventually(
+        audited_read, what=f"the read to be audited again once {victim} is back"
+    )
     assert composition_id(read) == scr_id
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
@@ -15,6 +14,7 @@ from spinekv.http.service import (
     stats_middleware,
 )
 from spinekv.stats import NodeStats
+from tests.support import eventually
 
 
 async def _json(http, url, **kwargs):
@@ -195,15 +195,13 @@ async def test_preflist_shows_a_fallback_when_a_primary_is_down(cluster, http):
     down = primaries[0][1]
     asker = next(name for name in cluster.nodes if name != down)
     await cluster.stop(down)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while True:
+
+    async def preflist_without_down():
         body = await _json(http, cluster.url(asker) + "/buckets/b/keys/key-1/preflist")
-        if all(entry["node"] != down for entry in body["preflist"]):
-            break
-        assert loop.time() < deadline, body
-        await asyncio.sleep(0.05)
-    entries = body["preflist"]
+        assert all(entry["node"] != down for entry in body["preflist"]), body
+        return body["preflist"]
+
+    entries = await eventually(preflist_without_down, what=f"a preflist that leaves out {down}")
     assert len(entries) == 3
     assert sorted(e["partition"] for e in entries) == sorted(p for p, _ in primaries)
     fallback = [e for e in entries if not e["primary"]]

@@ -6,7 +6,6 @@ same against separate OS processes over LevelDB.
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import msgpack
@@ -14,6 +13,8 @@ import pytest
 
 from spinekv import object as riak_object
 from spinekv.node.coordinator import BKey
+from tests.inproc import inproc_cluster
+from tests.support import PausableTransport, eventually
 
 
 async def test_write_on_one_node_read_on_every_other(cluster, http):
@@ -155,11 +156,11 @@ async def test_value_over_size_limit_is_refused(cluster, http):
         assert r.status == 404
 
 
-async def wait_until_down(node, names, timeout=10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while any(node.membership.is_up(n) for n in names):
-        assert asyncio.get_running_loop().time() < deadline, f"{names} not seen down"
-        await asyncio.sleep(0.05)
+async def wait_until_down(node, names):
+    await eventually(
+        lambda: not any(node.membership.is_up(n) for n in names),
+        what=f"{node.name} to see {sorted(names)} down",
+    )
 
 
 async def test_quorums_with_a_node_down(cluster, http):
@@ -230,41 +231,30 @@ async def test_read_repair_restores_a_removed_replica(cluster, http):
     backend.delete(partition, okey)
     async with http.get(url + "?r=2") as r:
         assert r.status == 200
-    deadline = asyncio.get_running_loop().time() + 5
-    while backend.get(partition, okey) is None:
-        assert asyncio.get_running_loop().time() < deadline, "read repair did not happen"
-        await asyncio.sleep(0.02)
-    restored = riak_object.decode(backend.get(partition, okey))
+    repaired = await eventually(
+        lambda: backend.get(partition, okey), what=f"read repair to restore {victim}'s replica"
+    )
+    restored = riak_object.decode(repaired)
     assert [c.value for c in riak_object.contents(restored)] == [b"v"]
 
 
-async def test_a_silent_node_is_marked_down_then_up_again(cluster, http):
+async def test_a_silent_node_is_marked_down_then_up_again(tmp_path, http):
     """A node whose connections stay open but never answer (as under SIGSTOP) is suspected."""
-    victim = cluster.nodes["n3"]
-    observer = cluster.nodes["n1"]
-    resume = asyncio.Event()
-    real_handler = victim.transport._handler
-
-    async def paused(source, message):
-        await resume.wait()
-        return await real_handler(source, message)
-
-    victim.transport._handler = paused
-    await wait_until_down(observer, {"n3"}, timeout=10)
-    # Keys with n3 as a primary still take w=3 writes, through a fallback.
-    key = next(
-        k
-        for k in (f"k{i}" for i in range(200))
-        if "n3" in {n for _, n in cluster.replicas(b"default", b"b", k.encode())}
-    )
-    async with http.put(f"{cluster.url('n1')}/buckets/b/keys/{key}?w=3", data=b"v") as r:
-        assert r.status == 204, await r.text()
-    resume.set()
-    victim.transport._handler = real_handler
-    deadline = asyncio.get_running_loop().time() + 10
-    while not observer.membership.is_up("n3"):
-        assert asyncio.get_running_loop().time() < deadline, "n3 never came back"
-        await asyncio.sleep(0.05)
+    async with inproc_cluster(tmp_path, transport_class=PausableTransport) as cluster:
+        victim = cluster.nodes["n3"]
+        observer = cluster.nodes["n1"]
+        victim.transport.pause()
+        await wait_until_down(observer, {"n3"})
+        # Keys with n3 as a primary still take w=3 writes, through a fallback.
+        key = next(
+            k
+            for k in (f"k{i}" for i in range(200))
+            if "n3" in {n for _, n in cluster.replicas(b"default", b"b", k.encode())}
+        )
+        async with http.put(f"{cluster.url('n1')}/buckets/b/keys/{key}?w=3", data=b"v") as r:
+            assert r.status == 204, await r.text()
+        victim.transport.resume()
+        await eventually(lambda: observer.membership.is_up("n3"), what="n1 to see n3 up again")
 
 
 async def test_hinted_handoff_brings_fallback_writes_home(cluster, http):
@@ -282,10 +272,11 @@ async def test_hinted_handoff_brings_fallback_writes_home(cluster, http):
     held = {p for name, n in cluster.nodes.items() for p, _, _ in n.handoff.pending()}
     assert held, "fallbacks should hold n3's partitions while it is down"
     await cluster.restart("n3")
-    deadline = asyncio.get_running_loop().time() + 15
-    while any(n.handoff.pending() for n in cluster.nodes.values()):
-        assert asyncio.get_running_loop().time() < deadline, "handoff did not finish"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: not any(n.handoff.pending() for n in cluster.nodes.values()),
+        what="every hinted handoff to finish",
+        timeout=15,
+    )
     for k in keys:
         async with http.get(f"{cluster.url('n2')}/buckets/b/keys/{k}?pr=3") as r:
             assert (r.status, await r.read()) == (200, k.encode())

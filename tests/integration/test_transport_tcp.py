@@ -15,7 +15,6 @@ from typing import Any
 import msgpack
 import pytest
 
-from spinekv.transport import tcp
 from spinekv.transport.base import (
     RemoteError,
     RequestTimeout,
@@ -23,6 +22,7 @@ from spinekv.transport.base import (
     Unreachable,
 )
 from spinekv.transport.tcp import FrameTooLarge, TcpTransport
+from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,6 +31,16 @@ LOGGER = "spinekv.transport"
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+async def reconnected(a: TcpTransport, message: Any) -> Any:
+    """a's reply from b once b listens again (a request fails while a has not reconnected)."""
+    return await eventually(
+        lambda: a.request("b", message, 1.0),
+        what="a to reach b again",
+        timeout=5.0,
+        not_yet=(TransportError,),
+    )
 
 
 async def echo(source: str, message: Any) -> Any:
@@ -67,27 +77,6 @@ async def pair(
     finally:
         await a.close()
         await b.close()
-
-
-async def eventually(
-    attempt: Callable[[], Awaitable[Any]], within: float = 5.0, every: float = 0.01
-) -> Any:
-    """Retry `attempt` while it raises TransportError, until it succeeds or `within` passes."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await attempt()
-        except TransportError:
-            if time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(every)
-
-
-async def wait_for_state(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 async def server_closes(port: int, data: bytes) -> bytes:
@@ -157,7 +146,7 @@ async def scenario_peer_restart() -> None:
     async with pair(handler_b=blocking) as (a, b):
         port = b.port
         hung = [asyncio.create_task(a.request("b", "hang", 30.0)) for _ in range(5)]
-        await wait_for_state(lambda: started == 5)
+        await eventually(lambda: started == 5, what="b to run all five handlers")
         t0 = time.monotonic()
         await b.close()
         results = await asyncio.gather(*hung, return_exceptions=True)
@@ -168,7 +157,7 @@ async def scenario_peer_restart() -> None:
         b2 = TcpTransport("b", HOST, port, {"a": (HOST, a.port)})
         await b2.start(echo)
         try:
-            assert await eventually(lambda: a.request("b", "again", 1.0)) == ["a", "again"]
+            assert await reconnected(a, "again") == ["a", "again"]
             assert b2.accepted == 1
             assert a.is_reachable("b")
         finally:
@@ -334,18 +323,25 @@ async def test_unreachable_then_recovers() -> None:
         assert a.dialled == 1
 
         await b.start(echo)
-        assert await eventually(lambda: a.request("b", "x", 1.0)) == ["a", "x"]
+        assert await reconnected(a, "x") == ["a", "x"]
         assert a.is_reachable("b")
     finally:
         await a.close()
         await b.close()
 
 
-async def test_backoff_doubles_caps_and_resets(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_backoff_doubles_caps_and_resets() -> None:
     clock = [1000.0]
-    monkeypatch.setattr(tcp, "_now", lambda: clock[0])
     port = free_port()
-    a = TcpTransport("a", HOST, 0, {"b": (HOST, port)}, backoff_min=0.1, backoff_max=0.4)
+    a = TcpTransport(
+        "a",
+        HOST,
+        0,
+        {"b": (HOST, port)},
+        backoff_min=0.1,
+        backoff_max=0.4,
+        monotonic=lambda: clock[0],
+    )
     b = TcpTransport("b", HOST, port, {})
     try:
         for expected_delay in (0.1, 0.2, 0.4, 0.4):
@@ -365,7 +361,7 @@ async def test_backoff_doubles_caps_and_resets(monkeypatch: pytest.MonkeyPatch) 
         assert await a.request("b", "x", 2.0) == ["a", "x"]
         # A successful connect resets the backoff: the drop below costs backoff_min only.
         await b.close()
-        await wait_for_state(lambda: not a.is_reachable("b"))
+        await eventually(lambda: not a.is_reachable("b"), what="a to see b unreachable")
         clock[0] += 0.1
         assert a.is_reachable("b")
     finally:
@@ -374,12 +370,16 @@ async def test_backoff_doubles_caps_and_resets(monkeypatch: pytest.MonkeyPatch) 
 
 
 async def test_close_fails_pending_requests() -> None:
+    hanging = 0
+
     async def hang(source: str, message: Any) -> Any:
+        nonlocal hanging
+        hanging += 1
         await asyncio.Event().wait()
 
     async with pair(handler_b=hang) as (a, _):
         pending = [asyncio.create_task(a.request("b", i, 30.0)) for i in range(10)]
-        await wait_for_state(lambda: len(_._tasks) == 10)
+        await eventually(lambda: hanging == 10, what="b to run all ten handlers")
         t0 = time.monotonic()
         await a.close()
         results = await asyncio.gather(*pending, return_exceptions=True)
@@ -535,7 +535,7 @@ async def test_cancelled_request_leaves_nothing_pending() -> None:
         task = asyncio.create_task(a.request("b", "hang", 5.0))
         conn = a._peers["b"].conn
         assert conn is not None
-        await wait_for_state(lambda: len(conn.pending) == 1)
+        await eventually(lambda: len(conn.pending) == 1, what="the request to be pending")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
