@@ -83,6 +83,29 @@ class ProcessCluster:
         path = f"/admin/replicas/types/default/buckets/{bucket}/keys/{key}"
         return self.request("GET", name, path).json()["replicas"]
 
+    def wait_seen(self, victim: str, up: bool, timeout: float = 20) -> None:
+        """Poll until every other node reports `victim` as up (or down)."""
+        others = [n for n in self.config.node_names() if n != victim]
+        eventually_sync(
+            lambda: all(
+                self.request("GET", n, "/admin/status").json()["members"][victim]["up"] == up
+                for n in others
+            ),
+            what=f"{victim} to be seen {'up' if up else 'down'}",
+            timeout=timeout,
+        )
+
+    def wait_handoff_done(self) -> None:
+        """Poll until no node holds data for a partition it does not own."""
+        eventually_sync(
+            lambda: all(
+                not self.request("GET", n, "/admin/status").json()["handoff"]["pending"]
+                for n in self.config.node_names()
+            ),
+            what="hinted handoff to finish",
+            timeout=60,
+        )
+
     def kill_all(self) -> None:
         """Last-resort cleanup: SIGKILL every node process still recorded in a pid file."""
         for name in self.config.node_names():

@@ -16,7 +16,7 @@ from __future__ import annotations
 from tests.support import eventually_sync, free_ports, write_cluster_toml
 
 from .conftest import ProcessCluster, running_cluster
-from .test_membership_story import ring_settled
+from .membership import ring_settled
 
 
 def test_a_node_added_to_the_file_while_running_is_joined_without_restarts(tmp_path, request):

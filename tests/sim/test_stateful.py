@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -15,70 +12,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from spinekv.node import vnode
-from tests.history import History, check_register
-
-from .cluster import Outcome, SimCluster
-
-KEYS = ("a", "b", "c")
-NAMES = ("n1", "n2", "n3", "n4", "n5")
-TYPE, BUCKET = "sets", "model"
-
-
-class Steps:
-    """The operations, shared by the state machine and the regression tests it left."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.cluster = SimCluster(seed)
-        self.history = History(clock=lambda: self.cluster.now)
-        self._values = itertools.count()
-        self.checked = 0
-
-    def write(self, key: str, node: str, *, delete: bool = False, blind: bool = False) -> str:
-        """Read, then write (or delete) under the read's context; blind: no read, no context."""
-        cluster = self.cluster
-        if blind:
-            read = Outcome("ok", [], {})
-        else:
-            read = cluster.run_until(cluster.get(node, TYPE, BUCKET, key))
-        if read.type != "ok":
-            return "read failed"
-        saw = sorted(v.decode() for v in read.value)
-        value = f"{'d' if delete else 'v'}{next(self._values)}"
-        op = self.history.invoke(
-            0, "write", {"key": key, "value": value, "saw": saw, "delete": delete}
-        )
-        context = read.context or {}
-        if delete:
-            outcome = cluster.run_until(cluster.delete(node, TYPE, BUCKET, key, context))
-        else:
-            outcome = cluster.run_until(
-                cluster.put(node, TYPE, BUCKET, key, value.encode(), context)
-            )
-        self.history.finish(op, outcome.type, outcome.error)
-        return outcome.type
-
-    def read(self, key: str, node: str) -> list[str] | None:
-        read = self.cluster.run_until(self.cluster.get(node, TYPE, BUCKET, key))
-        return sorted(v.decode() for v in read.value) if read.type == "ok" else None
-
-    def heal_and_check(self) -> None:
-        """Heal, restart, settle; then every acknowledged write must be readable."""
-        cluster = self.cluster
-        cluster.heal_all()
-        cluster.network.faults.drop = 0.0
-        cluster.settle()
-        for key in KEYS:
-            op = self.history.invoke(1, "read", key)
-            read = cluster.run_until(cluster.get(NAMES[0], TYPE, BUCKET, key, r=3, pr=3))
-            assert read.type == "ok", f"final read of {key} failed: {read.error}"
-            self.history.ok(op, {"key": key, "values": sorted(v.decode() for v in read.value)})
-        result = check_register(self.history)
-        assert result.valid, result.summary() + "\nfaults: " + repr(cluster.log)
-        self.checked += 1
-
-    def close(self) -> None:
-        self.cluster.close()
+from .cluster import SimCluster
+from .steps import KEYS, NAMES, Steps
 
 
 class ClusterMachine(RuleBasedStateMachine):
@@ -167,47 +102,3 @@ ClusterMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestClusterMachine = ClusterMachine.TestCase
-
-
-def kv679_steps() -> None:
-    """The simulation's first lost write (register seed 0), as a plain sequence of steps.
-
-    A fallback coordinates a blind write, hands the key to the returning primary and
-    deletes its copy; the primary fails again and the fallback coordinates a second
-    blind write on the same key. Reusing the first write's dot would lose one of them.
-    """
-    steps = Steps()
-    cluster = steps.cluster
-    try:
-        membership = cluster.nodes["n1"].membership
-        partition = membership.ring.partition_of(TYPE.encode(), BUCKET.encode(), b"a")
-        primaries = [e.node for e in membership.preflist(partition, 3)]
-        cluster.crash(primaries[2])
-        cluster.run(3.0)
-        prefs = cluster.nodes[primaries[0]].membership.preflist(partition, 3)
-        fallback = next(e.node for e in prefs if not e.primary)
-        assert steps.write("a", fallback, blind=True) == "ok"
-        cluster.restart(primaries[2])
-        cluster.run(10.0)  # hinted handoff: the fallback's copy goes home and is deleted
-        assert partition not in cluster.stores[fallback].mem.partitions()
-        cluster.crash(primaries[2])
-        cluster.run(3.0)
-        assert steps.write("a", fallback, blind=True) == "ok"
-        steps.heal_and_check()
-    finally:
-        steps.close()
-
-
-def test_regression_kv679_a_fallback_never_reuses_a_dot_after_handoff():
-    kv679_steps()
-
-
-def test_regression_kv679_fails_with_one_actor_per_partition_for_life(monkeypatch):
-    actors: dict[tuple[str, int], str] = {}
-    monkeypatch.setattr(
-        vnode.Vnodes,
-        "actor",
-        lambda self, partition: actors.setdefault((self.node, partition), self.node),
-    )
-    with pytest.raises(AssertionError, match="1 lost"):
-        kv679_steps()
