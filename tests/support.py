@@ -88,10 +88,16 @@ class PausableTransport(TcpTransport):
         self._running.set()
 
     async def start(self, handler: Handler) -> None:
-        async def when_running(source: str, message: Any) -> Any:
+        async def after_resume(source: str, message: Any) -> Any:
             await self._running.wait()
             answer = handler(source, message)
             return await answer if inspect.isawaitable(answer) else answer
+
+        def when_running(source: str, message: Any) -> Any:
+            # Running, the handler answers exactly as it would without this subclass.
+            if self._running.is_set():
+                return handler(source, message)
+            return after_resume(source, message)
 
         await super().start(when_running)
 

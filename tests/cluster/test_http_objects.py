@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from spinekv.http.riakheaders import parse_http_date
 
 
@@ -16,10 +18,12 @@ def test_object_metadata_and_preconditions_hold_across_real_nodes(cluster):
         "Link": '</buckets/people/keys/bob>; riaktag="friend"',
         "If-None-Match": "*",
     }
+    before = int(time.time())
     r = cluster.request("PUT", "n1", path + "?w=3", b'{"name":"Ann"}', headers)
     assert r.status == 204, r.body
+    after = int(time.time())
     # Every node reads the metadata back from its LevelDB replicas as Riak shows it.
-    etags = set()
+    etags, modified = set(), set()
     for name in cluster.config.node_names():
         r = cluster.request("GET", name, path)
         assert (r.status, r.body) == (200, b'{"name":"Ann"}')
@@ -30,9 +34,11 @@ def test_object_metadata_and_preconditions_hold_across_real_nodes(cluster):
         assert r.headers["Link"] == (
             '</buckets/people/keys/bob>; riaktag="friend", </buckets/people>; rel="up"'
         )
-        assert parse_http_date(r.headers["Last-Modified"]) is not None
+        modified.add(parse_http_date(r.headers["Last-Modified"]))
         etags.add(r.headers["ETag"])
     assert len(etags) == 1
+    (stamp,) = modified  # the time of the write, the same from every node
+    assert before <= stamp <= after
     (etag,) = etags
 
     # Create-only refuses the existing key; a stale If-Match refuses; the right one writes.

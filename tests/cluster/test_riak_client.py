@@ -172,6 +172,7 @@ def test_store_fetch_and_delete_objects_with_metadata(node_clients):
     ann.add_index("email_bin", "ann@example.org")
     ann.add_index("age_int", 42)
     ann.add_link(bob, "friend")
+    before = int(time.time())
     stored = ann.store()
     assert stored.exists
     assert stored.vclock is not None
@@ -184,7 +185,7 @@ def test_store_fetch_and_delete_objects_with_metadata(node_clients):
     assert fetched.usermeta == {"author": "clinic-7"}
     assert fetched.indexes == {("email_bin", "ann@example.org"), ("age_int", 42)}
     assert fetched.links == [("people", "bob", "friend")]
-    assert fetched.last_modified is not None
+    assert before <= fetched.last_modified <= time.time()  # the write's time, in seconds
     assert fetched.vclock.encode("base64") == stored.vclock.encode("base64")
 
     # Text with a charset, and opaque bytes.

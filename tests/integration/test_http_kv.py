@@ -187,7 +187,9 @@ async def test_siblings_are_300_as_a_list_or_multipart_with_every_part_described
     assert listing.headers["X-Riak-Vclock"]
     sibling_etag = etag_of(listing)
     assert sibling_etag not in vtags  # the ETag of several siblings comes from their context
-    assert parse_http_date(listing.headers["Last-Modified"]) is not None
+    (contents, *_) = stored(cluster, "records", bucket, "k")
+    modified = {c.value: c.last_modified_us // 10**6 for c in contents}
+    assert parse_http_date(listing.headers["Last-Modified"]) == max(modified.values())
 
     multi = await call(http, "GET", cluster.url("n5") + url, headers={"Accept": RIAK_CLIENT_ACCEPT})
     assert multi.status == 300
@@ -199,7 +201,7 @@ async def test_siblings_are_300_as_a_list_or_multipart_with_every_part_described
         part = parts[value]
         assert part["Content-Type"] == "text/plain"
         assert part["Etag"] in vtags  # unquoted in parts, as Riak writes it
-        assert parse_http_date(part["Last-Modified"]) is not None
+        assert parse_http_date(part["Last-Modified"]) == modified[value]
         assert part["X-Riak-Meta-Side"] == tag
         assert part["X-Riak-Index-side_bin"] == tag
         assert part["Link"] == (
@@ -261,7 +263,8 @@ async def test_conditional_get_answers_304_or_412_against_etag_and_last_modified
     etag, last_modified = r.headers["ETag"], r.headers["Last-Modified"]
     seconds = parse_http_date(last_modified)
     earlier = "Thu, 01 Jan 1970 00:00:01 GMT"
-    assert seconds is not None and seconds > 1
+    (content,) = stored(cluster, "default", bucket, "k")[0]
+    assert seconds == content.last_modified_us // 10**6
 
     async def get(headers, method="GET"):
         return await call(http, method, url, headers=headers)
@@ -385,8 +388,10 @@ async def test_write_statuses_returnbody_and_location(cluster, http, bucket):
     assert body.headers["X-Riak-Meta-Who"] == "me"
     assert body.headers["X-Riak-Index-n_int"] == "7"
     assert body.headers["Link"] == f'</buckets/{bucket}>; rel="up"'
-    assert body.headers["X-Riak-Vclock"] and etag_of(body)
-    assert parse_http_date(body.headers["Last-Modified"]) is not None
+    assert body.headers["X-Riak-Vclock"]
+    written = [c for cs in stored(cluster, "default", bucket, "k") for c in cs]
+    (content, *_) = [c for c in written if c.vtag == etag_of(body)]
+    assert parse_http_date(body.headers["Last-Modified"]) == content.last_modified_us // 10**6
 
     made = await call(http, "POST", base, b"v3", TEXT)
     assert (made.status, made.body) == (201, b"")

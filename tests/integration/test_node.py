@@ -227,7 +227,8 @@ async def test_read_repair_restores_a_removed_replica(cluster, http):
     partition, victim = cluster.replicas(b"default", b"b", key)[1]
     okey = b"\x00\x07default\x00\x01b" + key
     backend = cluster.nodes[victim].backend
-    assert backend.get(partition, okey) is not None
+    held = riak_object.decode(backend.get(partition, okey))
+    assert [c.value for c in riak_object.contents(held)] == [b"v"]
     backend.delete(partition, okey)
     async with http.get(url + "?r=2") as r:
         assert r.status == 200
@@ -284,7 +285,8 @@ async def test_hinted_handoff_brings_fallback_writes_home(cluster, http):
     n3 = cluster.nodes["n3"]
     for k in keys:
         partition = next(p for p, n in cluster.replicas(b"default", b"b", k.encode()) if n == "n3")
-        assert n3.vnodes.get(partition, BKey(b"default", b"b", k.encode()).okey) is not None
+        obj = n3.vnodes.get(partition, BKey(b"default", b"b", k.encode()).okey)
+        assert [c.value for c in riak_object.contents(obj)] == [k.encode()]
 
 
 async def test_admin_staging_rejects_bad_input_and_changes_nothing(cluster, http):
