@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -73,10 +74,21 @@ async def inproc_cluster(
     try:
         for node in started:
             await node.start()
-        await eventually(
-            lambda: all(a.membership.is_up(b.name) for a in started for b in started),
-            what="every node to see every other up",
-        )
+
+        async def all_see_all() -> bool:
+            # The first probes ran before later nodes listened; probe again now rather than
+            # wait out the probe interval (half a second of every test's setup otherwise).
+            await asyncio.gather(
+                *(
+                    a.membership.probe(b.name)
+                    for a in started
+                    for b in started
+                    if not a.membership.is_up(b.name)
+                )
+            )
+            return all(a.membership.is_up(b.name) for a in started for b in started)
+
+        await eventually(all_see_all, what="every node to see every other up")
         yield c
     finally:
         for node in list(c.nodes.values()):
