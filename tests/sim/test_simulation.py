@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .workload import run_seed
+from .workload import RunResult, run_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 # Per workload: the default run covers the first 20 seeds (40 runs); `-m slow` the other 80
@@ -22,19 +23,25 @@ SEEDS = [
 ]
 
 
+@functools.cache
+def seed_run(seed: int, workload: str) -> RunResult:
+    """run_seed once per seed and workload in a session: the checks below reuse the sweep's runs."""
+    return run_seed(seed, workload=workload)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("workload", ["set", "register"])
 def test_no_acknowledged_write_is_lost(workload, seed):
-    result = run_seed(seed, workload=workload)
+    result = seed_run(seed, workload)
     assert result.acknowledged > 0, "the run acknowledged nothing, so it proves nothing"
     assert result.valid, f"{result.summary}\nreplay: {result.replay()}"
 
 
 def test_the_same_seed_gives_the_same_history():
-    first, second = (run_seed(7, workload="register") for _ in range(2))
+    first, second = seed_run(7, "register"), run_seed(7, workload="register")
     assert first.digest == second.digest
     assert first.faults == second.faults
-    assert run_seed(8, workload="register").digest != first.digest
+    assert seed_run(8, "register").digest != first.digest
 
 
 def test_a_run_does_not_depend_on_the_string_hash_seed():
@@ -57,6 +64,6 @@ def test_a_run_does_not_depend_on_the_string_hash_seed():
 def test_the_nemesis_injects_every_kind_of_fault():
     faults: Counter = Counter()
     for seed in range(10):
-        faults += run_seed(seed, workload="set").faults
+        faults += seed_run(seed, "set").faults
     for kind in ("crash", "restart", "partition", "one-way", "isolate", "net", "heal"):
         assert faults[kind] > 0, f"no {kind} in 10 seeds: {faults}"
