@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -63,10 +63,14 @@ async def inproc_cluster(
     ring_size: int = 16,
     extra: str = "",
     transport_class: type[TcpTransport] = TcpTransport,
+    backend: Callable[[], MemoryBackend] = MemoryBackend,
 ) -> AsyncIterator[Cluster]:
-    """Start `nodes` nodes in this loop and wait until all see each other; stop them after."""
+    """Start `nodes` nodes in this loop and wait until all see each other; stop them after.
+
+    `transport_class` and `backend` (a factory) let a test inject faults (tests/support.py).
+    """
     config = load_config(write_cluster_toml(folder, nodes, ring_size=ring_size, extra=extra))
-    backends = {spec.name: MemoryBackend() for spec in config.nodes}
+    backends = {spec.name: backend() for spec in config.nodes}
     started = [
         make_node(config, spec, backends[spec.name], transport_class) for spec in config.nodes
     ]

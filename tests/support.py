@@ -7,10 +7,11 @@ import inspect
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from spinekv.storage.memory import MemoryBackend
 from spinekv.transport.base import Handler
 from spinekv.transport.tcp import TcpTransport
 
@@ -106,6 +107,22 @@ class PausableTransport(TcpTransport):
 
     def resume(self) -> None:
         self._running.set()
+
+
+class FailingBackend(MemoryBackend):
+    """A MemoryBackend whose 2i scans over index entries containing `term` fail, as a bad
+    disk read would; every other read and write works."""
+
+    def __init__(self, term: bytes) -> None:
+        super().__init__()
+        self.term = term
+
+    def scan(
+        self, partition: int, low: bytes, high: bytes, *, index: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        if index and self.term in low:
+            raise OSError(f"read error in the index of partition {partition}")
+        return super().scan(partition, low, high, index=index)
 
 
 def _ephemeral_low() -> int:

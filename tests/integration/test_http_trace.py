@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 from click.testing import CliRunner
 
 from spinekv.cli.records import trace_command
-from spinekv.records.outcome import RecordError
-from tests.records_support import PDS, TOKENS, patient
-from tests.support import eventually
+from tests.inproc import inproc_cluster
+from tests.records_support import PDS, TOKENS, USERS_TOML, RecordClient, patient
+from tests.support import FailingBackend, eventually
 
 PATH = "/personal-demographics/batch-trace"
 HEADER = "UNIQUE REFERENCE,NHS_NO,FAMILY_NAME,GIVEN_NAME,GENDER,DATE_OF_BIRTH,POST_CODE"
@@ -141,25 +141,20 @@ async def test_access_request_ids_and_refused_files(api):
     assert alone.status == 200 and rows_of(alone.text) == [OUT_HEADER]
 
 
-async def test_a_failed_lookup_is_an_error_row_and_the_trace_goes_on(
-    api, records_cluster, monkeypatch
-):
-    await load_patients(api)
-    demographics = records_cluster.nodes["n1"].records.demographics
-    real = demographics.candidates
+async def test_a_failed_lookup_is_an_error_row_and_the_trace_goes_on(tmp_path, http):
+    # Every node's disk fails to read the index entries of the Browns born 1975-05-05.
+    def backend():
+        return FailingBackend(term=b"family_dob_binBROWN|19750505")
 
-    async def candidates(family: str, birth_date: str) -> list[dict]:
-        if family == "Brown":
-            raise RecordError("SERVICE_UNAVAILABLE", "no quorum for the index")
-        return await real(family, birth_date)
-
-    monkeypatch.setattr(demographics, "candidates", candidates)
-    text = f"{HEADER}\ne1,,Brown,John,1,19750505,\nc1,{JANE},,,,19800101,\n"
-    answer = await trace(api, text)
+    async with inproc_cluster(tmp_path, extra=USERS_TOML, backend=backend) as cluster:
+        api = RecordClient(http, cluster.url("n1"))
+        await load_patients(api)
+        text = f"{HEADER}\ne1,,Brown,John,1,19750505,\nc1,{JANE},,,,19800101,\n"
+        answer = await trace(api, text)
     assert answer.status == 200
     rows = rows_of(answer.text)
     assert rows[1][:4] == ["e1", "", "", "error"]
-    assert "SERVICE_UNAVAILABLE" in rows[1][9] and "no quorum" in rows[1][9]
+    assert "lookup failed (SERVICE_UNAVAILABLE: index query on family_dob_bin" in rows[1][9]
     assert rows[2][:4] == ["c1", JANE, JANE, "cross-check"]
 
 
