@@ -88,7 +88,7 @@ class PausableTransport(TcpTransport):
         self._running = asyncio.Event()
         self._running.set()
 
-    async def start(self, handler: Handler) -> None:
+    async def start(self, handler: Handler, **hello: Any) -> None:
         async def after_resume(source: str, message: Any) -> Any:
             await self._running.wait()
             answer = handler(source, message)
@@ -100,7 +100,7 @@ class PausableTransport(TcpTransport):
                 return handler(source, message)
             return after_resume(source, message)
 
-        await super().start(when_running)
+        await super().start(when_running, **hello)  # the hello, admit and on_hello arguments
 
     def pause(self) -> None:
         self._running.clear()
