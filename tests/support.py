@@ -18,7 +18,9 @@ from spinekv.transport.tcp import TcpTransport
 NotYet = tuple[type[BaseException], ...]
 
 
-def _passed(value: Any, error: BaseException | None, what: str, timeout: float, deadline: float):
+def _passed(
+    value: Any, error: BaseException | None, what: str, timeout: float, deadline: float
+) -> bool:
     """Whether a check passed; past the deadline a failure naming `what` and the last outcome."""
     if error is None and value:
         return True
