@@ -296,11 +296,8 @@ class SimCluster:
     ) -> Outcome:
         """A DELETE with the context of a read: a tombstone superseding what that read saw."""
         props, bkey = self.props(bucket_type), _bkey(bucket_type, bucket, key)
-        get_opts = GetOptions(r=2, timeout=self.request_timeout)
         put_opts = PutOptions(w=2, dw=2, timeout=self.request_timeout)
-        status, result = await self._on(
-            node, lambda c: c.delete(bkey, props, context, get_opts, put_opts)
-        )
+        status, result = await self._on(node, lambda c: c.delete(bkey, props, context, put_opts))
         if status == "fail":
             return Outcome("fail", error=result)
         if status != "ok" or isinstance(result, Failed):
