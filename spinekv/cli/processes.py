@@ -248,12 +248,40 @@ def stop_nodes(config: ClusterConfig, names: list[str], timeout: float = 10.0) -
         running[name] = proc
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-    # wait_procs also reaps those that are our own children, so none lingers as a zombie.
-    _, alive = psutil.wait_procs(list(running.values()), timeout=timeout)
+    alive = _wait_gone(list(running.values()), timeout)
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-    psutil.wait_procs(alive, timeout=timeout)
+    _wait_gone(alive, timeout)
     for name in running:
         _pid_file(config, name).unlink(missing_ok=True)
     return list(running)
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Poll every 20 ms until `procs` have exited; returns those still alive at the deadline.
+
+    A node stops in about half a second; the zombie a detached node leaves until init
+    reaps it counts as stopped (psutil.wait_procs waited for the reaping, two seconds).
+    """
+    deadline = time.monotonic() + timeout
+    while procs:
+        procs = [proc for proc in procs if not _gone(proc)]
+        if not procs or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    return procs
+
+
+def _gone(proc: psutil.Process) -> bool:
+    """Exited: no such process, or a zombie (it has stopped; only its parent's reaping is left)."""
+    try:
+        if proc.status() != psutil.STATUS_ZOMBIE:
+            return False
+        # Our own child (a foreground `up`): reap it now. A detached node's parent is init,
+        # which reaps in its own time; waiting for that cost `down` two seconds.
+        with contextlib.suppress(psutil.TimeoutExpired, ChildProcessError):
+            proc.wait(0)
+    except psutil.NoSuchProcess:
+        pass
+    return True
