@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -218,7 +218,9 @@ class Coordinator:
         if isinstance(route, Failed):
             return route
         if not isinstance(route, CoordinateHere):
-            result, reasons = await self._forward_put(bkey, props, context, content, opts, prefs)
+            result, reasons = await self._forward_put(
+                bkey, props, context, content, opts, route.replicas
+            )
             if result is not None:
                 return result
             route = route_after_forwards_failed(
@@ -293,7 +295,7 @@ class Coordinator:
         context: Mapping[str, int],
         content: Content,
         opts: PutOptions,
-        prefs: list[PrefEntry],
+        replicas: Sequence[PrefEntry],
     ) -> tuple[PutResult | None, list[str]]:
         """Ask each replica in turn to coordinate; (None, reasons) if none could."""
         message = CoordinatePut(
@@ -304,7 +306,7 @@ class Coordinator:
             [opts.w, opts.dw, opts.pw, opts.node_confirms, opts.timeout],
         ).to_wire()
         reasons = []
-        for entry in prefs:
+        for entry in replicas:
             try:
                 reply = await self.transport.request(entry.node, message, opts.timeout)
             except TransportError as exc:
