@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import secrets
+import ipaddress
 import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,8 +13,14 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .props import PROP_NAMES, BucketProps, PropsError, props_problems, type_defaults
+from .security.secrets import is_hashed
 
 ROLES = ("clinical", "admin", "service")
+# Riak's permissions (riak_core_security), the names a grant may give.
+PERMISSIONS = ("get", "put", "delete", "list", "index", "props", "admin")
+# How a client proves who it is (Riak's sources): a bearer token, HTTP basic, or its address.
+SOURCE_METHODS = ("token", "password", "trust")
+ANY = "any"
 
 
 class ConfigError(ValueError):
@@ -35,12 +41,79 @@ class NodeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """Permissions on `any` bucket type (bucket_type None), on one type, or on one bucket of it.
+
+    As in Riak, a grant on `any` does not reach the record API's bucket types: only a grant
+    that names such a type does.
+    """
+
+    permissions: frozenset[str]
+    bucket_type: str | None = None
+    bucket: str | None = None
+
+    @property
+    def scope(self) -> str:
+        if self.bucket_type is None:
+            return ANY
+        return self.bucket_type if self.bucket is None else f"{self.bucket_type}/{self.bucket}"
+
+
+@dataclass(frozen=True, slots=True)
 class User:
-    """A record API user: a bearer token and the role it acts in."""
+    """A user: how it proves who it is (hashes only), its record API role and its grants."""
 
     name: str
-    role: str
-    token: str = field(repr=False)
+    role: str | None = None
+    token_hash: str | None = field(default=None, repr=False)
+    password_hash: str | None = field(default=None, repr=False)
+    grants: tuple[Grant, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Which addresses may prove who they are, and how (Riak's `add-source`).
+
+    `users` is ("all",) or the user names it covers. A `trust` source lets a request
+    from `cidr` in without credentials; one that names no user acts as `user`.
+    """
+
+    cidr: ipaddress.IPv4Network | ipaddress.IPv6Network
+    method: str
+    users: tuple[str, ...] = ("all",)
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """[security]: whether HTTP needs a user, and the limits that keep strangers out."""
+
+    enabled: bool = True
+    # Failed authentications a source address may make per window before it gets 429.
+    failed_auth_limit: int = 10
+    failed_auth_window_s: float = 60.0
+    # Internode: a peer must finish its handshake within this, or the socket is closed.
+    hello_timeout_ms: int = 5000
+    # Sockets on the peer port not yet authenticated; more are closed at once.
+    max_unauthenticated_peers: int = 32
+    # An authenticated peer link that carries no frame for this long is closed.
+    peer_idle_timeout_ms: int = 300_000
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """[tls]: the cluster CA and each node's certificate and key (`{node}` is the node's name)."""
+
+    ca: Path
+    cert: str
+    key: str
+    root: Path
+
+    def cert_for(self, node: str) -> Path:
+        return self.root / self.cert.replace("{node}", node)
+
+    def key_for(self, node: str) -> Path:
+        return self.root / self.key.replace("{node}", node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +141,34 @@ class ClusterConfig:
     request_timeout_ms: int = 10_000
     users: tuple[User, ...] = ()
     records: RecordSettings = field(default_factory=RecordSettings)
-    # [cluster] nodes_dir as written; None: derived from the file's name (see nodes_dir).
-    nodes_dir_setting: str | None = None
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    sources: tuple[Source, ...] = ()
+    tls: TlsSettings | None = None
+    # [cluster] secret_file as written (relative to the file's folder); None: the default.
+    secret_file_setting: str | None = None
 
-    def user_by_token(self, token: str) -> User | None:
+    @property
+    def secret_file(self) -> Path:
+        """The cluster secret: internode handshakes and record MACs are keyed from it.
+
+        By default it sits in the node folders' folder (never tracked), where `spinekv up`
+        makes one when it is missing; a cluster spread over hosts copies it to each.
+        """
+        if self.secret_file_setting is not None:
+            return self.root / self.secret_file_setting
+        return self.nodes_dir / "cluster.secret"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    def http_url(self, name: str) -> str:
+        spec = self.node(name)
+        return f"{self.scheme}://{spec.host}:{spec.http_port}"
+
+    def user(self, name: str) -> User | None:
         for user in self.users:
-            if secrets.compare_digest(user.token.encode(), token.encode()):
+            if user.name == name:
                 return user
         return None
 
@@ -132,6 +227,34 @@ class _ClusterTable(_Table):
     request_timeout_ms: int = 10_000
     max_object_size: int = 5 * 1024 * 1024
     nodes_dir: str | None = None
+    secret_file: str | None = None
+
+
+class _SecurityTable(_Table):
+    enabled: bool = True
+    failed_auth_limit: int = 10
+    failed_auth_window_s: int | float = 60
+    hello_timeout_ms: int = 5000
+    max_unauthenticated_peers: int = 32
+    peer_idle_timeout_ms: int = 300_000
+
+
+class _TlsTable(_Table):
+    ca: str
+    cert: str
+    key: str
+
+
+class _SourceTable(_Table):
+    cidr: str
+    method: str
+    users: list[str] = Field(default_factory=lambda: ["all"])
+    user: str | None = None
+
+
+class _GrantTable(_Table):
+    on: str
+    permissions: list[str]
 
 
 class _NodeTable(_Table):
@@ -144,8 +267,12 @@ class _NodeTable(_Table):
 
 class _UserTable(_Table):
     name: str
-    role: str
-    token: str
+    role: str | None = None
+    token_hash: str | None = None
+    password_hash: str | None = None
+    # Refused with a pointer to token_hash: plain-text secrets never sit in the file.
+    token: str | None = None
+    grants: list[_GrantTable] = Field(default_factory=list)
 
 
 class _RecordsTable(_Table):
@@ -159,6 +286,9 @@ class _Document(_Table):
     bucket_defaults: dict[str, Any] = Field(default_factory=dict)
     bucket_types: dict[str, dict[str, Any]] = Field(default_factory=dict)
     records: _RecordsTable = Field(default_factory=_RecordsTable)
+    security: _SecurityTable = Field(default_factory=_SecurityTable)
+    tls: _TlsTable | None = None
+    source: list[_SourceTable] = Field(default_factory=list)
     user: list[_UserTable] = Field(default_factory=list)
     node: list[_NodeTable] = Field(default_factory=list)
 
@@ -256,6 +386,8 @@ def _settings(document: _Document, path: Path) -> ClusterConfig:
         raise ConfigError("cluster.request_timeout_ms must be positive")
     if cluster.nodes_dir is not None and not cluster.nodes_dir.strip():
         raise ConfigError("cluster.nodes_dir must be a folder name, not empty")
+    if cluster.secret_file is not None and not cluster.secret_file.strip():
+        raise ConfigError("cluster.secret_file must be a file name, not empty")
 
     defaults = _props(
         "bucket_defaults", document.bucket_defaults, BucketProps(n_val=cluster.n_val), typed=False
@@ -282,8 +414,12 @@ def _settings(document: _Document, path: Path) -> ClusterConfig:
         nodes_dir_setting=cluster.nodes_dir,
         max_object_size=cluster.max_object_size,
         request_timeout_ms=cluster.request_timeout_ms,
-        users=_users(document.user),
+        users=(users := _users(document.user, types)),
         records=_records(document.records, types),
+        security=_security(document.security),
+        sources=_sources(document.source, users),
+        tls=_tls(document.tls, path.parent),
+        secret_file_setting=cluster.secret_file,
     )
 
 
@@ -306,21 +442,102 @@ def _nodes(tables: list[_NodeTable]) -> tuple[NodeSpec, ...]:
     return tuple(nodes)
 
 
-def _users(tables: list[_UserTable]) -> tuple[User, ...]:
+def _grant(where: str, table: _GrantTable, types: Mapping[str, BucketProps]) -> Grant:
+    unknown = [p for p in table.permissions if p not in PERMISSIONS]
+    if unknown or not table.permissions:
+        raise ConfigError(
+            f"{where}.permissions: {', '.join(map(repr, unknown)) or 'none given'}; "
+            f"expected some of {', '.join(PERMISSIONS)}"
+        )
+    if table.on == ANY:
+        return Grant(frozenset(table.permissions))
+    bucket_type, _, bucket = table.on.partition("/")
+    if not bucket_type or "/" in bucket:
+        raise ConfigError(f'{where}.on = {table.on!r}: expected "any", "TYPE" or "TYPE/BUCKET"')
+    return Grant(frozenset(table.permissions), bucket_type, bucket or None)
+
+
+def _users(tables: list[_UserTable], types: Mapping[str, BucketProps]) -> tuple[User, ...]:
     users: list[User] = []
     for i, table in enumerate(tables):
         where = f"user[{i}]"
-        for key in ("name", "role", "token"):
-            if not getattr(table, key).strip():
-                raise ConfigError(f"{where}.{key} must be a non-empty string")
-        if table.role not in ROLES:
+        if not table.name.strip():
+            raise ConfigError(f"{where}.name must be a non-empty string")
+        if table.token is not None:
+            raise ConfigError(
+                f"{where}.token: a plain-text token is not allowed; store its hash as "
+                f"token_hash (`spinekv admin user hash` prints one)"
+            )
+        if table.role is not None and table.role not in ROLES:
             raise ConfigError(f"{where}.role = {table.role!r}: expected one of {ROLES}")
-        if any(u.token == table.token for u in users):
-            raise ConfigError(f"{where}.token is used by another user")
+        for key in ("token_hash", "password_hash"):
+            value = getattr(table, key)
+            if value is not None and not is_hashed(value):
+                raise ConfigError(
+                    f"{where}.{key} is not a scrypt hash (`spinekv admin user hash` prints one)"
+                )
         if any(u.name == table.name for u in users):
             raise ConfigError(f"user name {table.name!r} appears twice")
-        users.append(User(table.name, table.role, table.token))
+        grants = tuple(
+            _grant(f"{where}.grants[{j}]", grant, types) for j, grant in enumerate(table.grants)
+        )
+        users.append(User(table.name, table.role, table.token_hash, table.password_hash, grants))
     return tuple(users)
+
+
+def _security(table: _SecurityTable) -> SecuritySettings:
+    for name in (
+        "failed_auth_limit",
+        "hello_timeout_ms",
+        "max_unauthenticated_peers",
+        "peer_idle_timeout_ms",
+    ):
+        if getattr(table, name) < 1:
+            raise ConfigError(f"security.{name} must be at least 1")
+    if table.failed_auth_window_s <= 0:
+        raise ConfigError("security.failed_auth_window_s must be positive")
+    return SecuritySettings(
+        table.enabled,
+        table.failed_auth_limit,
+        float(table.failed_auth_window_s),
+        table.hello_timeout_ms,
+        table.max_unauthenticated_peers,
+        table.peer_idle_timeout_ms,
+    )
+
+
+def _sources(tables: list[_SourceTable], users: tuple[User, ...]) -> tuple[Source, ...]:
+    names = {u.name for u in users}
+    sources: list[Source] = []
+    for i, table in enumerate(tables):
+        where = f"source[{i}]"
+        try:
+            cidr = ipaddress.ip_network(table.cidr)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.cidr = {table.cidr!r}: {exc}") from None
+        if table.method not in SOURCE_METHODS:
+            raise ConfigError(
+                f"{where}.method = {table.method!r}: expected one of {', '.join(SOURCE_METHODS)}"
+            )
+        listed = tuple(table.users)
+        if not listed or (listed != ("all",) and "all" in listed):
+            raise ConfigError(f'{where}.users must be ["all"] or a list of user names')
+        for name in (*[n for n in listed if n != "all"], *([table.user] if table.user else [])):
+            if name not in names:
+                raise ConfigError(f"{where}: no [[user]] named {name!r}")
+        if table.user is not None and table.method != "trust":
+            raise ConfigError(f"{where}.user is for trust sources only")
+        sources.append(Source(cidr, table.method, listed, table.user))
+    return tuple(sources)
+
+
+def _tls(table: _TlsTable | None, root: Path) -> TlsSettings | None:
+    if table is None:
+        return None
+    for name in ("ca", "cert", "key"):
+        if not getattr(table, name).strip():
+            raise ConfigError(f"tls.{name} must be a file name")
+    return TlsSettings(root / table.ca, table.cert, table.key, root)
 
 
 def _records(table: _RecordsTable, types: Mapping[str, BucketProps]) -> RecordSettings:

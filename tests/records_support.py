@@ -9,9 +9,12 @@ from typing import Any
 
 import aiohttp
 
+from spinekv.security.secrets import hash_secret
+
 TOKENS = {"clinical": "t-clinical", "admin": "t-admin", "service": "t-service"}
+# Hashed once here (scrypt is slow by design), for every test cluster.toml that lists them.
 USERS_TOML = "\n".join(
-    f'[[user]]\nname = "{role}-user"\nrole = "{role}"\ntoken = "{token}"\n'
+    f'[[user]]\nname = "{role}-user"\nrole = "{role}"\ntoken_hash = "{hash_secret(token)}"\n'
     for role, token in TOKENS.items()
 )
 PDS = "/personal-demographics/FHIR/R4"

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from spinekv.config import load_config
+from spinekv.security.secrets import make_cluster_secret
 from spinekv.storage.memory import MemoryBackend
 from spinekv.transport.base import Handler
 from spinekv.transport.tcp import TcpTransport
@@ -189,6 +191,19 @@ def write_cluster_toml(
         'w = "quorum"',
         "",
         "[bucket_types.records]",
+        "[bucket_types.siblings]",
+        "",
+        # As the shipped cluster.toml: loopback is trusted as `local`, which may do
+        # anything but reach the record API's bucket type raw.
+        "[[source]]",
+        'cidr = "127.0.0.1/32"',
+        'method = "trust"',
+        'user = "local"',
+        "",
+        "[[user]]",
+        'name = "local"',
+        'grants = [{ on = "any", permissions = '
+        '["get", "put", "delete", "list", "index", "props", "admin"] }]',
         "",
         extra,
     ]
@@ -205,4 +220,5 @@ def write_cluster_toml(
         ]
     path = folder / "cluster.toml"
     path.write_text("\n".join(lines))
+    make_cluster_secret(load_config(path).secret_file)
     return path

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import ClusterConfig
+from ..security.secrets import make_cluster_secret
 from . import members, processes
 from .common import cluster_config, config_name, console, known_names, shown
 
@@ -71,6 +72,8 @@ def up(ctx: click.Context, detach: bool, timeout: float, names: tuple[str, ...])
     starts only when named; `spinekv admin join` then adds it.
     """
     config = cluster_config(ctx)
+    if make_cluster_secret(config.secret_file):
+        console.print(f"wrote a new cluster secret to {shown(config.secret_file)}", highlight=False)
     wanted = known_names(config, names) if names else members.ring_members(config)
     started: dict[str, processes.Started] = {}
     with _stop_on_signals() as stop:

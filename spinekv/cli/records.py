@@ -29,6 +29,7 @@ from rich.table import Table
 
 from ..config import ClusterConfig
 from ..records import demo, trace
+from ..security.secrets import DEMO_TOKENS, verify_secret
 from .common import cluster_config, config_name, console
 
 # ====================================================================== spinekv load-demo
@@ -212,12 +213,18 @@ async def load_people(
 
 
 def token_for(config: ClusterConfig, role: str) -> str:
-    """The token of the first [[user]] with this role in the cluster file."""
+    """The local cluster's documented demo token of a [[user]] with this role.
+
+    The file keeps only hashes, so a token is known here only when it is a demo one;
+    anywhere else the caller passes --token.
+    """
     for user in config.users:
-        if user.role == role:
-            return user.token
+        if user.role == role and user.token_hash is not None:
+            for token in DEMO_TOKENS:
+                if verify_secret(token, user.token_hash):
+                    return token
     raise click.UsageError(
-        f"{config_name(config)} lists no [[user]] with role {role}; pass --token"
+        f"{config_name(config)} lists no {role} [[user]] with a demo token; pass --token"
     )
 
 

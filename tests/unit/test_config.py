@@ -72,7 +72,13 @@ nhs_number_range = ["9990000000", "9990000099"]
 [[user]]
 name = "u"
 role = "admin"
-token = "secret"
+token_hash = "scrypt$10$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+grants = [{ on = "maps/b", permissions = ["get", "index"] }]
+
+[[source]]
+cidr = "10.0.0.0/8"
+method = "trust"
+user = "u"
 
 [[node]]
 name = "n1"
@@ -90,7 +96,11 @@ member = false
     assert config.bucket_type("maps").datatype == "map"
     assert config.records.bucket_type == "maps"
     assert config.records.nhs_number_range == (9_990_000_000, 9_990_000_099)
-    assert config.user_by_token("secret").role == "admin"
+    user = config.user("u")
+    assert user.role == "admin" and user.token_hash.startswith("scrypt$")
+    assert user.grants[0].bucket_type == "maps" and user.grants[0].bucket == "b"
+    assert user.grants[0].permissions == {"get", "index"}
+    assert str(config.sources[0].cidr) == "10.0.0.0/8" and config.sources[0].user == "u"
     assert config.nodes[0].host == "127.0.0.2" and config.nodes[0].member is False
 
 
@@ -108,7 +118,7 @@ MISSPELT = [
     ),
     (
         "[[user]]\nname = 'u'\nrole = 'admin'\ntokn = 't'\n",
-        "unknown key user[0].tokn (did you mean token?); user[0].token is required",
+        "unknown key user[0].tokn (did you mean token?)",
     ),
     (
         "[bucket_defaults]\nallow_mutl = true\n",

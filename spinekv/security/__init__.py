@@ -1,0 +1,1 @@
+"""Security: secret hashing, the cluster secret, users, grants, sources, TLS, the audit chain."""
