@@ -44,6 +44,7 @@ from .node.messages import Dispatcher
 from .node.vnode import Vnodes
 from .records.services import RecordServices
 from .records.store import RecordStore
+from .security.secrets import cluster_secret
 from .stats import NodeStats
 from .storage.base import Backend, StorageError
 from .storage.leveldb import LevelDBBackend
@@ -65,8 +66,10 @@ class Node:
         transport: Transport,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        secret: bytes | None = None,
     ) -> None:
         self.config = config
+        self._secret = secret
         self.spec = config.node(name)
         self.name = name
         self.backend = backend
@@ -109,6 +112,16 @@ class Node:
         props = self.props_of(bucket_type.decode(errors="replace"), bucket.decode(errors="replace"))
         # A type this node does not know yet (or not active here yet): keep siblings, lose nothing.
         return True if props is None else props.allow_mult
+
+    @functools.cached_property
+    def secret(self) -> bytes:
+        """The cluster secret (given, else read from the config's secret_file on first use).
+
+        Keys derived from it (security.secrets.derive_key) authenticate peers and sign records.
+        """
+        if self._secret is not None:
+            return self._secret
+        return cluster_secret(self.config.secret_file)
 
     def now_us(self) -> int:
         return int(self.clock.time() * 1_000_000)
