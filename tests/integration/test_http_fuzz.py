@@ -255,7 +255,7 @@ HOSTILE_VALUES = [b"", b"\x00" * 10, b"v" * 70_000]  # object values; 70 kB > ma
 
 # Well-formed values: most requests should get past the input checks into deeper code.
 PLAIN_SEGMENTS = {
-    "type": ["default", "records"],
+    "type": ["default", "siblings"],
     "bucket": ["b", "c", "$b", "b%20c"],
     "key": ["k", "k2", "%C3%A9t%C3%A9"],
     "field": ["f_bin", "f_int", "g_bin", "$bucket", "$key"],

@@ -151,11 +151,11 @@ async def test_get_answers_with_riaks_object_headers(cluster, http, bucket):
 
 
 async def test_typed_buckets_answer_links_and_locations_as_riak_does(cluster, http, bucket):
-    base = f"{cluster.url('n2')}/types/records/buckets/{bucket}"
+    base = f"{cluster.url('n2')}/types/siblings/buckets/{bucket}"
     link = {"Link": f'</buckets/{bucket}/keys/k2>; riaktag="next"', **TEXT}
     r = await call(http, "POST", base + "/keys", b"new", link)
     assert r.status == 201
-    assert r.headers["Location"].startswith(f"/types/records/buckets/{bucket}/keys/")
+    assert r.headers["Location"].startswith(f"/types/siblings/buckets/{bucket}/keys/")
     got = await call(http, "GET", cluster.url("n3") + r.headers["Location"])
     # Riak writes the /buckets/ form under /types/ too; the type is the object's own.
     assert got.headers["Link"] == (
@@ -166,7 +166,7 @@ async def test_typed_buckets_answer_links_and_locations_as_riak_does(cluster, ht
 async def test_siblings_are_300_as_a_list_or_multipart_with_every_part_described(
     cluster, http, bucket
 ):
-    url = f"/types/records/buckets/{bucket}/keys/k"
+    url = f"/types/siblings/buckets/{bucket}/keys/k"
     for node, value, tag in (("n1", b"left", "l"), ("n3", b"right", "r")):
         headers = {
             **TEXT,
@@ -187,7 +187,7 @@ async def test_siblings_are_300_as_a_list_or_multipart_with_every_part_described
     assert listing.headers["X-Riak-Vclock"]
     sibling_etag = etag_of(listing)
     assert sibling_etag not in vtags  # the ETag of several siblings comes from their context
-    (contents, *_) = stored(cluster, "records", bucket, "k")
+    (contents, *_) = stored(cluster, "siblings", bucket, "k")
     modified = {c.value: c.last_modified_us // 10**6 for c in contents}
     assert parse_http_date(listing.headers["Last-Modified"]) == max(modified.values())
 
@@ -218,7 +218,7 @@ async def test_siblings_are_300_as_a_list_or_multipart_with_every_part_described
 
 
 async def test_a_tombstone_sibling_is_listed_and_marked_deleted(cluster, http, bucket):
-    url = f"/types/records/buckets/{bucket}/keys/k"
+    url = f"/types/siblings/buckets/{bucket}/keys/k"
     first = await call(http, "PUT", cluster.url("n1") + url + "?w=3", b"first", TEXT)
     context = {"X-Riak-Vclock": first.headers["X-Riak-Vclock"]}
     # A write and a delete that both saw "first": neither supersedes the other.
@@ -287,7 +287,7 @@ async def test_conditional_get_answers_304_or_412_against_etag_and_last_modified
 
 
 async def test_conditional_get_of_siblings_uses_their_shared_etag(cluster, http, bucket):
-    url = f"{cluster.url('n1')}/types/records/buckets/{bucket}/keys/k"
+    url = f"{cluster.url('n1')}/types/siblings/buckets/{bucket}/keys/k"
     for value in (b"a", b"b"):
         assert (await call(http, "PUT", url + "?w=3", value, TEXT)).status == 204
     listing = await call(http, "GET", url)
@@ -317,8 +317,8 @@ async def test_if_none_match_star_creates_only(cluster, http, bucket):
 
 
 async def test_if_match_writes_over_what_was_read_without_making_a_sibling(cluster, http, bucket):
-    # allow_mult is on in `records`: a blind write would become a sibling.
-    url = f"{cluster.url('n1')}/types/records/buckets/{bucket}/keys/k"
+    # allow_mult is on in `siblings`: a blind write would become a sibling.
+    url = f"{cluster.url('n1')}/types/siblings/buckets/{bucket}/keys/k"
     assert (await call(http, "PUT", url + "?w=3", b"v1", TEXT)).status == 204
     etag = (await call(http, "GET", url)).headers["ETag"]
 
@@ -331,7 +331,7 @@ async def test_if_match_writes_over_what_was_read_without_making_a_sibling(clust
     assert stale.status == 412
     assert (await call(http, "GET", url + "?r=3")).body == b"v2"
 
-    missing = f"{cluster.url('n1')}/types/records/buckets/{bucket}/keys/nobody"
+    missing = f"{cluster.url('n1')}/types/siblings/buckets/{bucket}/keys/nobody"
     assert (await call(http, "PUT", missing, b"x", {**TEXT, "If-Match": "*"})).status == 412
     assert (await call(http, "GET", missing)).status == 404
 
@@ -409,7 +409,7 @@ async def test_write_statuses_returnbody_and_location(cluster, http, bucket):
 
 
 async def test_returnbody_with_siblings_is_300(cluster, http, bucket):
-    url = f"{cluster.url('n1')}/types/records/buckets/{bucket}/keys/k"
+    url = f"{cluster.url('n1')}/types/siblings/buckets/{bucket}/keys/k"
     assert (await call(http, "PUT", url + "?w=3", b"a", TEXT)).status == 204
     r = await call(
         http, "PUT", url + "?returnbody=true&w=3", b"b", {**TEXT, "Accept": RIAK_CLIENT_ACCEPT}

@@ -89,7 +89,7 @@ async def test_special_indexes_and_listing_skip_deleted_keys(cluster, http):
     await people(cluster, 12)
     await put(cluster, "n2", "default", "people", "p05", deleted=True)
     await put(cluster, "n2", "default", "pets", "rex")
-    await put(cluster, "n2", "records", "patients", "9990000018")
+    await put(cluster, "n2", "siblings", "patients", "9990000018")
     live = [f"p{i:02d}" for i in range(12) if i != 5]
     base = cluster.url("n4")
     assert (await get_json(http, base + "/buckets/people/index/$bucket/people"))["keys"] == live
@@ -97,9 +97,9 @@ async def test_special_indexes_and_listing_skip_deleted_keys(cluster, http):
     assert got["keys"] == ["p03", "p04", "p06", "p07"]
     assert (await get_json(http, base + "/buckets/people/keys?keys=true"))["keys"] == live
     assert (await get_json(http, base + "/buckets?buckets=true"))["buckets"] == ["people", "pets"]
-    typed = await get_json(http, base + "/types/records/buckets?buckets=true")
+    typed = await get_json(http, base + "/types/siblings/buckets?buckets=true")
     assert typed["buckets"] == ["patients"]
-    got = await get_json(http, base + "/types/records/buckets/patients/keys?keys=true")
+    got = await get_json(http, base + "/types/siblings/buckets/patients/keys?keys=true")
     assert got["keys"] == ["9990000018"]
 
     # Streamed: a run of JSON objects, each with some of the keys.

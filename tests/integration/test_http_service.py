@@ -167,10 +167,10 @@ async def test_preflist_lists_the_primaries_of_a_key(cluster, http):
         for p, node in cluster.replicas(b"default", b"b", b"k")
     ]
     assert body == {"preflist": expected}
-    typed = await _json(http, cluster.url("n4") + "/types/records/buckets/b/keys/k/preflist")
+    typed = await _json(http, cluster.url("n4") + "/types/siblings/buckets/b/keys/k/preflist")
     assert typed["preflist"] == [
         {"partition": p, "node": node, "primary": True}
-        for p, node in cluster.replicas(b"records", b"b", b"k")
+        for p, node in cluster.replicas(b"siblings", b"b", b"k")
     ]
     async with http.get(cluster.url("n1") + "/types/nosuch/buckets/b/keys/k/preflist") as r:
         assert r.status == 404

@@ -51,7 +51,7 @@ async def test_update_with_context_replaces_and_without_collapses_on_default_typ
 
 
 async def test_concurrent_writes_in_allow_mult_type_become_siblings(cluster, http):
-    url = "/types/records/buckets/b/keys/k"
+    url = "/types/siblings/buckets/b/keys/k"
     async with http.put(cluster.url("n1") + url, data=b"first") as r:
         vclock = r.headers["X-Riak-Vclock"]
     # Two writers both saw "first" and write concurrently through different nodes.
@@ -104,10 +104,10 @@ async def test_delete_writes_tombstone_and_key_reads_404(cluster, http):
 
 
 async def test_post_without_key_creates_one(cluster, http):
-    async with http.post(cluster.url("n1") + "/types/records/buckets/b/keys", data=b"new") as r:
+    async with http.post(cluster.url("n1") + "/types/siblings/buckets/b/keys", data=b"new") as r:
         assert r.status == 201
         location = r.headers["Location"]
-    assert location.startswith("/types/records/buckets/b/keys/")
+    assert location.startswith("/types/siblings/buckets/b/keys/")
     async with http.get(cluster.url("n2") + location) as r:
         assert await r.read() == b"new"
 
