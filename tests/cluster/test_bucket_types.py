@@ -35,7 +35,12 @@ def test_bucket_type_lifecycle_props_and_restart(cluster):
     activated = admin("activate", "t")
     assert activated.returncode == 0 and activated.stdout.strip() == "t has been activated"
     listing = admin("list").stdout.splitlines()
-    assert listing == ["default (active)", "records (active)", "t (active)"]
+    assert listing == [
+        "default (active)",
+        "records (active)",
+        "siblings (active)",
+        "t (active)",
+    ]
     status = admin("status", "t").stdout.splitlines()
     assert status[0] == "t is active" and "n_val: 2" in status and "allow_mult: true" in status
 

@@ -96,26 +96,26 @@ async def test_bad_props_are_refused_with_reasons_and_change_nothing(cluster, ht
 
 async def test_type_props_and_bucket_reset(cluster, http):
     base = cluster.url("n2")
-    async with put_props(http, base + "/types/records/props", {"n_val": 2}) as r:
+    async with put_props(http, base + "/types/siblings/props", {"n_val": 2}) as r:
         assert r.status == 204
-    _, body = await get_json(http, base + "/types/records/props")
+    _, body = await get_json(http, base + "/types/siblings/props")
     assert body["props"]["n_val"] == 2 and body["props"]["active"] is True
-    async with put_props(http, base + "/types/records/buckets/x/props", {"r": 1}) as r:
+    async with put_props(http, base + "/types/siblings/buckets/x/props", {"r": 1}) as r:
         assert r.status == 204
-    _, body = await get_json(http, base + "/types/records/buckets/x/props")
+    _, body = await get_json(http, base + "/types/siblings/buckets/x/props")
     props = body["props"]
     assert (props["r"], props["n_val"], props["bucket_type"], props["name"]) == (
         1,
         2,
-        "records",
+        "siblings",
         "x",
     )
     # A GET's body, sent back as it is, is a valid PUT.
-    async with put_props(http, base + "/types/records/buckets/x/props", props) as r:
+    async with put_props(http, base + "/types/siblings/buckets/x/props", props) as r:
         assert r.status == 204
-    async with http.delete(base + "/types/records/buckets/x/props") as r:
+    async with http.delete(base + "/types/siblings/buckets/x/props") as r:
         assert r.status == 204
-    _, body = await get_json(http, base + "/types/records/buckets/x/props")
+    _, body = await get_json(http, base + "/types/siblings/buckets/x/props")
     assert body["props"]["r"] == "quorum" and body["props"]["n_val"] == 2  # the type's again
 
 
@@ -149,6 +149,7 @@ async def test_bucket_type_is_usable_only_once_active_and_writes_land_on_its_n_v
     assert [(t["name"], t["active"]) for t in listing["types"]] == [
         ("default", True),
         ("records", True),
+        ("siblings", True),
         ("t", True),
     ]
     async with http.post(admin + "/t", json={"props": {}}) as r:
