@@ -103,7 +103,7 @@ def per_node_clients(cluster: ProcessCluster) -> Iterator[dict[str, riak.RiakCli
 
 
 # Most tests keep to buckets of their own and share one cluster; the two that list every
-# bucket or change the records type's props get a cluster of their own (the fresh_ fixtures).
+# bucket or change the siblings type's props get a cluster of their own (the fresh_ fixtures).
 @pytest.fixture(scope="module")
 def client(shared_cluster):
     with spread_client(shared_cluster) as c:
@@ -182,7 +182,7 @@ def test_client_discovers_riak_2_features_pings_and_reads_preflists(
     ]
     assert len({e["node"] for e in preflist}) == 3
 
-    typed = client.bucket_type("records").bucket("people")
+    typed = client.bucket_type("siblings").bucket("people")
     typed_preflist = typed.get_preflist("ann")
     assert len(typed_preflist) == 3
     assert all(entry["node"] in cluster.config.node_names() for entry in typed_preflist)
@@ -274,19 +274,21 @@ def test_store_fetch_and_delete_objects_with_metadata(node_clients):
 def test_siblings_and_resolvers(node_clients):
     """Blind writes in an allow_mult type make siblings; resolvers choose; a store collapses."""
     c1, c3, c5 = node_clients["n1"], node_clients["n3"], node_clients["n5"]
-    notes = c1.bucket_type("records").bucket("notes")
+    notes = c1.bucket_type("siblings").bucket("notes")
 
     first = notes.new("k", data="first", content_type="text/plain").store()
     # Last-Modified has one-second resolution: write the second sibling a second later so the
     # last-written resolver has a clear winner.
     eventually_sync(lambda: time.time() >= first.last_modified + 1.05, what="the next second")
     second = (
-        c3.bucket_type("records").bucket("notes").new("k", data="second", content_type="text/plain")
+        c3.bucket_type("siblings")
+        .bucket("notes")
+        .new("k", data="second", content_type="text/plain")
     )
     second.store()
     assert len(second.siblings) == 2  # returnbody answers with both siblings
 
-    obj = c5.bucket_type("records").bucket("notes").get("k")
+    obj = c5.bucket_type("siblings").bucket("notes").get("k")
     assert len(obj.siblings) == 2
     assert {s.data for s in obj.siblings} == {"first", "second"}
     assert len({s.etag for s in obj.siblings}) == 2
@@ -294,7 +296,7 @@ def test_siblings_and_resolvers(node_clients):
         obj.data  # noqa: B018 - the property raises while siblings exist
 
     # The last-written resolver, set on the bucket, picks the newer sibling.
-    notes5 = c5.bucket_type("records").bucket("notes")
+    notes5 = c5.bucket_type("siblings").bucket("notes")
     notes5.resolver = last_written_resolver
     resolved = notes5.get("k")
     assert len(resolved.siblings) == 1
@@ -307,7 +309,7 @@ def test_siblings_and_resolvers(node_clients):
         merged.data = "+".join(sorted(s.data for s in robj.siblings))
         robj.siblings = [merged]
 
-    obj = c1.bucket_type("records").bucket("notes").get("k")
+    obj = c1.bucket_type("siblings").bucket("notes").get("k")
     obj.resolver = merge_words
     obj.reload()
     assert obj.data == "first+second"
@@ -315,14 +317,14 @@ def test_siblings_and_resolvers(node_clients):
     # Storing the resolved object (with the siblings' context) collapses them everywhere.
     obj.store()
     for c in node_clients.values():
-        final = c.bucket_type("records").bucket("notes").get("k")
+        final = c.bucket_type("siblings").bucket("notes").get("k")
         assert len(final.siblings) == 1
         assert final.data == "first+second"
 
     # Read-modify-write with the context never makes a false sibling.
     final.data = "edited"
     final.store()
-    assert c3.bucket_type("records").bucket("notes").get("k").data == "edited"
+    assert c3.bucket_type("siblings").bucket("notes").get("k").data == "edited"
 
 
 # ---------------------------------------------------------------------------- bucket props / types
@@ -369,34 +371,36 @@ def test_bucket_types_props_and_typed_buckets(fresh_node_clients):
     """A bucket type has its own props and its own key space; typed buckets inherit its props."""
     node_clients = fresh_node_clients
     c = node_clients["n3"]
-    records = c.bucket_type("records")
-    props = records.get_properties()
+    btype = c.bucket_type("siblings")
+    props = btype.get_properties()
     assert props["allow_mult"] is True
     assert props["n_val"] == 3
 
-    records.set_properties({"notfound_ok": False, "r": 1})
-    wait_for_props(node_clients, lambda x: x.bucket_type("records"), {"notfound_ok": False, "r": 1})
-    assert records.get_property("r") == 1
+    btype.set_properties({"notfound_ok": False, "r": 1})
+    wait_for_props(
+        node_clients, lambda x: x.bucket_type("siblings"), {"notfound_ok": False, "r": 1}
+    )
+    assert btype.get_property("r") == 1
     # A bucket of the type inherits the type's props; its own props layer on top.
-    typed = records.bucket("patients")
+    typed = btype.bucket("patients")
     assert typed.get_properties()["r"] == 1
     assert typed.get_properties()["allow_mult"] is True
     typed.set_property("n_val", 2)
     wait_for_props(
-        node_clients, lambda x: x.bucket_type("records").bucket("patients"), {"n_val": 2}
+        node_clients, lambda x: x.bucket_type("siblings").bucket("patients"), {"n_val": 2}
     )
-    assert records.get_properties()["n_val"] == 3
+    assert btype.get_properties()["n_val"] == 3
     # The default type is untouched.
     assert c.bucket("patients").get_properties()["allow_mult"] is False
 
     # Same bucket and key names in two types are two objects.
-    typed.new("p1", data={"type": "records"}).store()
+    typed.new("p1", data={"type": "siblings"}).store()
     c.bucket("patients").new("p1", data={"type": "default"}).store()
     other = node_clients["n1"]
-    assert other.bucket_type("records").bucket("patients").get("p1").data == {"type": "records"}
+    assert other.bucket_type("siblings").bucket("patients").get("p1").data == {"type": "siblings"}
     assert other.bucket("patients").get("p1").data == {"type": "default"}
-    other.bucket_type("records").bucket("patients").delete("p1")
-    assert not other.bucket_type("records").bucket("patients").get("p1").exists
+    other.bucket_type("siblings").bucket("patients").delete("p1")
+    assert not other.bucket_type("siblings").bucket("patients").get("p1").exists
     assert other.bucket("patients").get("p1").data == {"type": "default"}
 
     # A type that does not exist is an error, as in Riak.
@@ -473,7 +477,7 @@ def test_secondary_index_queries(client):
     assert sorted(bucket.get_index("age_int", 0, 100)) == ["p1", "p2", "p3", "p5"]
 
     # Typed buckets have their own indexes.
-    typed = client.bucket_type("records").bucket("people")
+    typed = client.bucket_type("siblings").bucket("people")
     obj = typed.new("t1", data={})
     obj.add_index("tag_bin", "red")
     obj.store()
@@ -539,9 +543,9 @@ def test_list_and_stream_keys_and_buckets(fresh_client):
     for i in range(12):
         client.bucket("alpha").new(f"a{i}", data=i).store()
     client.bucket("beta").new("b0", data=0).store()
-    records = client.bucket_type("records")
-    records.bucket("gamma").new("g0", data=0).store()
-    records.bucket("gamma").new("g1", data=1).store()
+    btype = client.bucket_type("siblings")
+    btype.bucket("gamma").new("g0", data=0).store()
+    btype.bucket("gamma").new("g1", data=1).store()
 
     assert sorted(client.bucket("alpha").get_keys()) == sorted(f"a{i}" for i in range(12))
     with closing(client.bucket("alpha").stream_keys()) as stream:
@@ -550,8 +554,8 @@ def test_list_and_stream_keys_and_buckets(fresh_client):
     assert client.bucket("beta").get_keys() == ["b0"]
     assert client.bucket("empty").get_keys() == []
 
-    assert sorted(records.bucket("gamma").get_keys()) == ["g0", "g1"]
-    with closing(records.bucket("gamma").stream_keys()) as stream:
+    assert sorted(btype.bucket("gamma").get_keys()) == ["g0", "g1"]
+    with closing(btype.bucket("gamma").stream_keys()) as stream:
         assert sorted(key for chunk in stream for key in chunk) == ["g0", "g1"]
 
     default_buckets = client.get_buckets()
@@ -560,10 +564,10 @@ def test_list_and_stream_keys_and_buckets(fresh_client):
     with closing(client.stream_buckets()) as stream:
         assert {b.name for chunk in stream for b in chunk} == {"alpha", "beta"}
 
-    typed_buckets = records.get_buckets()
+    typed_buckets = btype.get_buckets()
     assert [b.name for b in typed_buckets] == ["gamma"]
-    assert typed_buckets[0].bucket_type == records
-    with closing(records.stream_buckets()) as stream:
+    assert typed_buckets[0].bucket_type == btype
+    with closing(btype.stream_buckets()) as stream:
         assert [b.name for chunk in stream for b in chunk] == ["gamma"]
 
     # A deleted key leaves the listing.
@@ -577,7 +581,7 @@ def test_list_and_stream_keys_and_buckets(fresh_client):
 def test_multiput_and_multiget(client):
     """Parallel stores and fetches through the client's thread pools, typed and untyped."""
     plain = client.bucket("batch")
-    typed = client.bucket_type("records").bucket("batch")
+    typed = client.bucket_type("siblings").bucket("batch")
     objs = [plain.new(f"m{i}", data={"i": i}) for i in range(8)]
     objs += [typed.new(f"m{i}", data={"typed": i}) for i in range(4)]
 
@@ -587,7 +591,7 @@ def test_multiput_and_multiget(client):
     assert all(r.exists for r in stored)
 
     pairs = [("default", "batch", f"m{i}") for i in range(8)]
-    pairs += [("records", "batch", f"m{i}") for i in range(4)]
+    pairs += [("siblings", "batch", f"m{i}") for i in range(4)]
     pairs.append(("default", "batch", "missing"))
     fetched = client.multiget(pairs)
     failures = [r for r in fetched if isinstance(r, tuple)]
@@ -596,7 +600,7 @@ def test_multiput_and_multiget(client):
     for i in range(8):
         assert by_id[("default", f"m{i}")].data == {"i": i}
     for i in range(4):
-        assert by_id[("records", f"m{i}")].data == {"typed": i}
+        assert by_id[("siblings", f"m{i}")].data == {"typed": i}
     assert not by_id[("default", "missing")].exists
 
     in_bucket = plain.multiget([f"m{i}" for i in range(3)])

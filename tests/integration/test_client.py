@@ -164,7 +164,7 @@ async def test_server_chooses_a_key_when_none_is_given(client):
 
 
 async def test_read_modify_write_never_makes_false_siblings(client):
-    bucket = client.bucket("rmw", "records")  # allow_mult: any causal slip would show
+    bucket = client.bucket("rmw", "siblings")  # allow_mult: any causal slip would show
     await bucket.store("k", b"0")
     for i in range(1, 6):
         obj = await bucket.get("k")
@@ -180,18 +180,18 @@ async def test_read_modify_write_never_makes_false_siblings(client):
 
 
 async def test_concurrent_writes_leave_siblings_until_resolved_and_stored(client):
-    first = await client.store("s", "k", b"a", bucket_type="records")
+    first = await client.store("s", "k", b"a", bucket_type="siblings")
     for value in (b"b", b"c"):
         # Two writers that both read `first`.
-        await client.store("s", "k", value, bucket_type="records", context=first.context)
-    obj = await client.get("s", "k", bucket_type="records", r="all")
+        await client.store("s", "k", value, bucket_type="siblings", context=first.context)
+    obj = await client.get("s", "k", bucket_type="siblings", r="all")
     assert sorted(s.value for s in obj.siblings) == [b"b", b"c"]
     with pytest.raises(SiblingsError):
         _ = obj.value
     obj.resolve(lambda siblings: b"".join(sorted(s.value for s in siblings)))
     assert obj.value == b"bc"
     await obj.store()
-    again = await client.get("s", "k", bucket_type="records", r="all")
+    again = await client.get("s", "k", bucket_type="siblings", r="all")
     assert len(again.siblings) == 1 and again.value == b"bc"
 
 
@@ -201,16 +201,16 @@ async def test_resolvers_apply_per_call_over_per_bucket_over_per_client(cluster)
 
     async with AsyncClient(urls(cluster), resolver=pick(b"client")) as client:
         for bucket in ("x", "y"):
-            base = await client.store(bucket, "k", b"0", bucket_type="records")
+            base = await client.store(bucket, "k", b"0", bucket_type="siblings")
             for v in (b"1", b"2"):
-                await client.store(bucket, "k", v, bucket_type="records", context=base.context)
-        client.bucket("x", "records").resolver = pick(b"bucket")
-        assert (await client.get("x", "k", bucket_type="records")).value == b"bucket"
-        assert (await client.get("y", "k", bucket_type="records")).value == b"client"
-        got = await client.bucket("x", "records").get("k", resolver=pick(b"call"))
+                await client.store(bucket, "k", v, bucket_type="siblings", context=base.context)
+        client.bucket("x", "siblings").resolver = pick(b"bucket")
+        assert (await client.get("x", "k", bucket_type="siblings")).value == b"bucket"
+        assert (await client.get("y", "k", bucket_type="siblings")).value == b"client"
+        got = await client.bucket("x", "siblings").get("k", resolver=pick(b"call"))
         assert got.value == b"call"
         client.resolver = None
-        assert len((await client.get("y", "k", bucket_type="records")).siblings) == 2
+        assert len((await client.get("y", "k", bucket_type="siblings")).siblings) == 2
 
 
 async def test_conditional_puts_refuse_with_precondition_failed_and_change_nothing(client):
@@ -353,18 +353,18 @@ async def test_secondary_index_queries_pages_and_streams(client):
 
 
 async def test_listing_keys_and_buckets_plain_and_streamed(client):
-    for bucket, bucket_type in (("l1", "default"), ("l2", "default"), ("l3", "records")):
+    for bucket, bucket_type in (("l1", "default"), ("l2", "default"), ("l3", "siblings")):
         for k in ("a", "b", "c"):
             await client.store(bucket, k, b"v", bucket_type=bucket_type)
     assert sorted(await client.list_keys("l1")) == ["a", "b", "c"]
-    assert sorted([k async for k in client.stream_keys("l3", bucket_type="records")]) == [
+    assert sorted([k async for k in client.stream_keys("l3", bucket_type="siblings")]) == [
         "a",
         "b",
         "c",
     ]
     assert {"l1", "l2"} <= set(await client.list_buckets())
     assert "l3" not in await client.list_buckets()
-    assert [b async for b in client.stream_buckets(bucket_type="records")] == ["l3"]
+    assert [b async for b in client.stream_buckets(bucket_type="siblings")] == ["l3"]
 
 
 async def test_bucket_props_set_reset_and_type_props(client):
@@ -381,7 +381,7 @@ async def test_bucket_props_set_reset_and_type_props(client):
     assert (await bucket.get_props())["allow_mult"] is False
     with pytest.raises(BadRequest):
         await bucket.set_props({"n_val": "lots"})
-    assert (await client.get_type_props("records"))["allow_mult"] is True
+    assert (await client.get_type_props("siblings"))["allow_mult"] is True
 
 
 async def test_counters_increment_decrement_and_return_values(client):
@@ -392,7 +392,7 @@ async def test_counters_increment_decrement_and_return_values(client):
     assert await counters.update_counter("visits", -2, returnvalue=True) == 3
     assert await counters.get_counter("visits") == 3
     with pytest.raises(ValueError, match="default bucket type"):
-        client.bucket("counts", "records").update_counter("visits", 1)
+        client.bucket("counts", "siblings").update_counter("visits", 1)
 
 
 async def test_ping_stats_and_preflist(cluster, client):
@@ -411,15 +411,15 @@ async def test_the_blocking_client_from_a_thread(cluster):
     def script() -> list:
         with Client.from_config(cluster.config.path, timeout=5.0) as client:
             assert client.nodes == urls(cluster)
-            obj = client.store("sync", "k", b"1", bucket_type="records")
+            obj = client.store("sync", "k", b"1", bucket_type="siblings")
             obj.value = b"2"
             assert obj.store() is obj  # bound to the blocking client: no await
-            fetched = client.bucket("sync", "records").get("k")
+            fetched = client.bucket("sync", "siblings").get("k")
             fetched.value = b"3"
             fetched.store()
-            final = client.get("sync", "k", bucket_type="records", r="all")
-            streamed = list(client.stream_keys("sync", bucket_type="records"))
-            listed = client.bucket("sync", "records").list_keys()
+            final = client.get("sync", "k", bucket_type="siblings", r="all")
+            streamed = list(client.stream_keys("sync", bucket_type="siblings"))
+            listed = client.bucket("sync", "siblings").list_keys()
             seen = (final.value, len(final.siblings), streamed, listed)
         with pytest.raises(RuntimeError, match="closed"):
             client.get("sync", "k")
