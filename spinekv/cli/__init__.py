@@ -8,6 +8,7 @@ from .admin import admin
 from .cluster import down, node_command, status, up
 from .common import add_config_option
 from .records import load_demo, trace_command
+from .tls import tls
 
 __all__ = ["main"]
 
@@ -17,6 +18,7 @@ def main() -> None:
     """spinekv: a Riak-style Dynamo key-value store. Run and inspect the local cluster."""
 
 
+admin.add_command(tls)
 for _command in (up, down, status, admin, load_demo, trace_command, node_command):
     main.add_command(_command)
 # Every command and group, the root included, takes --config, so it may come before or
