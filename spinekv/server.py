@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from .node.vnode import Vnodes
 from .records.services import RecordServices
 from .records.store import RecordStore
 from .security.secrets import cluster_secret
+from .security.tls import server_context
 from .stats import NodeStats
 from .storage.base import Backend, StorageError
 from .storage.leveldb import LevelDBBackend
@@ -157,6 +159,8 @@ class Node:
         self.membership.learn(name)
 
     async def start(self, *, serve_http: bool = True) -> None:
+        # Read the certificate before anything listens: a bad file stops the node, saying which.
+        https = _https_context(self.config, self.name) if serve_http else None
         await self.transport.start(
             self.dispatch,
             hello=messages.hello(self.config.name, self.spec.host, self.spec.peer_port),
@@ -169,11 +173,18 @@ class Node:
             self._runner = web.AppRunner(http_app(self), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(
-                self._runner, self.spec.host, self.spec.http_port, reuse_address=True
+                self._runner,
+                self.spec.host,
+                self.spec.http_port,
+                reuse_address=True,
+                ssl_context=https,
             )
             await site.start()
         log.info(
-            "node %s serving http %s peer %d", self.name, self.spec.http_url, self.spec.peer_port
+            "node %s serving %s peer %d",
+            self.name,
+            self.config.http_url(self.name),
+            self.spec.peer_port,
         )
 
     async def stop(self) -> None:
@@ -218,7 +229,20 @@ def build_node(config: ClusterConfig, name: str, backend: Backend) -> Node:
 
 
 class CannotListen(Exception):
-    """The node cannot take its ports; the message is the one-line reason."""
+    """The node cannot take its ports, or serve on them; the message is the one-line reason."""
+
+
+def _https_context(config: ClusterConfig, name: str) -> ssl.SSLContext | None:
+    """With [tls], the HTTP port speaks HTTPS only, with the node's certificate."""
+    if config.tls is None:
+        return None
+    try:
+        return server_context(config.tls, name, require_client_cert=False)
+    except (OSError, ssl.SSLError) as exc:
+        raise CannotListen(
+            f"cannot load its TLS certificate {config.tls.cert_for(name)} "
+            f"(key {config.tls.key_for(name)}, CA {config.tls.ca}): {exc}"
+        ) from None
 
 
 def _listen_failure(spec: NodeSpec, exc: OSError) -> CannotListen:
