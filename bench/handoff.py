@@ -251,7 +251,7 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         cluster.start()
         assert cluster.config is not None
         config = load_config(cluster.config)
-        nodes = {n.name: n.http_url for n in config.nodes}
+        nodes = {name: config.http_url(name) for name in config.node_names()}
         spec = {k: getattr(args, k) for k in ("value_size", "concurrency", "get_fraction")}
         spec["urls"] = live = [url for name, url in nodes.items() if name != VICTIM]
         preload(list(nodes.values()), FG_KEYS, args.value_size, params={"w": "all"})

@@ -35,10 +35,6 @@ class NodeSpec:
     peer_port: int
     member: bool = True
 
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
-
 
 @dataclass(frozen=True, slots=True)
 class Grant:

@@ -35,7 +35,7 @@ class Cluster:
         self.transport_class = transport_class
 
     def url(self, name: str) -> str:
-        return self.config.node(name).http_url
+        return self.config.http_url(name)
 
     async def stop(self, name: str) -> None:
         await self.nodes.pop(name).stop()

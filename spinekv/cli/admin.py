@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import ClusterConfig
-from . import processes
+from . import nodehttp, processes
 from .common import cluster_config, config_name, console, known_names
 
 STATUS_STYLE = {"valid": "green", "joining": "cyan", "leaving": "yellow", "exiting": "magenta"}
@@ -30,10 +30,10 @@ class NodeError(click.ClickException):
 
 
 def _call(config: ClusterConfig, node: str, method: str, path: str, timeout: float = 10.0) -> Any:
-    url = config.node(node).http_url + path
+    url = config.http_url(node) + path
     req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with nodehttp.urlopen(config, req, timeout) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as err:
         try:
@@ -47,13 +47,13 @@ def _call(config: ClusterConfig, node: str, method: str, path: str, timeout: flo
 
 def _send(config: ClusterConfig, node: str, method: str, path: str, body: Any) -> tuple[int, Any]:
     """(status, JSON answer) of a request with a JSON body; a refusal is an answer too."""
-    url = config.node(node).http_url + path
+    url = config.http_url(node) + path
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
         url, method=method, data=data, headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(req, timeout=10.0) as resp:
+        with nodehttp.urlopen(config, req, 10.0) as resp:
             return resp.status, json.load(resp)
     except urllib.error.HTTPError as err:
         try:
@@ -69,16 +69,14 @@ def _contact(config: ClusterConfig, chosen: str | None, avoid: str | None = None
     if chosen is not None:
         return known_names(config, [chosen])[0]
     for name in config.node_names():
-        if name != avoid and processes.ping(config.node(name), 0.5):
+        if name != avoid and processes.ping(config, name, 0.5):
             return name
     raise NodeError(f"no node of {config_name(config)} answers; start them with `spinekv up`")
 
 
 def _statuses(config: ClusterConfig) -> dict[str, dict]:
     """/admin/status of every node that answers."""
-    found = {
-        n: processes.fetch_json(config.node(n), "/admin/status", 2.0) for n in config.node_names()
-    }
+    found = {n: processes.fetch_json(config, n, "/admin/status", 2.0) for n in config.node_names()}
     return {name: status for name, status in found.items() if status is not None}
 
 

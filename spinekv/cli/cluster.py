@@ -118,7 +118,7 @@ def _wait_until_serving(
     lagging = processes.wait_connected(config, names, members.ring_members(config), stopping=stop)
     if lagging:
         console.print(f"[yellow]still connecting to peers: {', '.join(lagging)}[/yellow]")
-    urls = ", ".join(f"{n} {config.node(n).http_url}" for n in names)
+    urls = ", ".join(f"{n} {config.http_url(n)}" for n in names)
     console.print(f"[green]serving[/green]: {urls}")
     return not stop()
 

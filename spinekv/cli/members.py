@@ -42,7 +42,7 @@ def _running_view(config: ClusterConfig) -> set[str] | None:
         pid = processes.node_pid(config, name)
         if pid is None or not processes.is_this_node(config, name, pid):
             continue
-        ring = processes.fetch_json(config.node(name), "/admin/ring")
+        ring = processes.fetch_json(config, name, "/admin/ring")
         if ring is not None:
             return {m["node"] for m in ring["members"]}
     return None

@@ -8,14 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from ..config import ClusterConfig, NodeSpec
+from ..config import ClusterConfig
+from . import nodehttp
 
 # What a node that cannot start writes to its log before exiting (spinekv/server.py).
 CANNOT_START = "node {name} cannot start: "
@@ -78,18 +78,18 @@ def node_pid(config: ClusterConfig, name: str) -> int | None:
     return None if proc is None else proc.pid
 
 
-def ping(spec: NodeSpec, timeout: float = 1.0) -> bool:
+def ping(config: ClusterConfig, name: str, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{spec.http_url}/ping", timeout=timeout) as resp:
+        with nodehttp.urlopen(config, f"{config.http_url(name)}/ping", timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, TimeoutError):
         return False
 
 
-def fetch_json(spec: NodeSpec, path: str, timeout: float = 1.0) -> dict | None:
-    """GET `path` from the node as JSON; None if it does not answer with JSON."""
+def fetch_json(config: ClusterConfig, name: str, path: str, timeout: float = 1.0) -> dict | None:
+    """GET `path` from node `name` as JSON; None if it does not answer with JSON."""
     try:
-        with urllib.request.urlopen(f"{spec.http_url}{path}", timeout=timeout) as resp:
+        with nodehttp.urlopen(config, f"{config.http_url(name)}{path}", timeout) as resp:
             return json.load(resp)
     except (urllib.error.URLError, OSError, TimeoutError, ValueError):
         return None
@@ -98,9 +98,9 @@ def fetch_json(spec: NodeSpec, path: str, timeout: float = 1.0) -> dict | None:
 def status(config: ClusterConfig, names: list[str] | None = None) -> list[NodeStatus]:
     out = []
     for name in names or config.node_names():
-        spec = config.node(name)
         pid = node_pid(config, name)
-        out.append(NodeStatus(name, pid, pid is not None and ping(spec, 0.5), spec.http_url))
+        serving = pid is not None and ping(config, name, 0.5)
+        out.append(NodeStatus(name, pid, serving, config.http_url(name)))
     return out
 
 
@@ -141,14 +141,14 @@ def _exit_reason(config: ClusterConfig, name: str, started: Started) -> str:
 def _identity_problem(config: ClusterConfig, name: str, pid: int) -> str | None:
     """None if the node answering at `name`'s address is `name`, pid `pid`, of this cluster;
     else what answers there instead."""
-    spec = config.node(name)
-    found = fetch_json(spec, "/admin/node", 0.5)
+    url = config.http_url(name)
+    found = fetch_json(config, name, "/admin/node", 0.5)
     if found == {"node": name, "pid": pid, "cluster": config.name}:
         return None
     if found is None:
-        return f"nothing answers at {spec.http_url}"
+        return f"nothing answers at {url}"
     return (
-        f"{spec.http_url} is answered by node {found.get('node')} (pid {found.get('pid')}) "
+        f"{url} is answered by node {found.get('node')} (pid {found.get('pid')}) "
         f"of cluster {found.get('cluster')!r}, not by this {name} (pid {pid})"
     )
 
@@ -197,16 +197,16 @@ def wait_serving(
     return problems
 
 
-def peers_seen_up(spec: NodeSpec, timeout: float = 1.0) -> set[str]:
-    """The members node `spec` currently believes are up (from its /admin/status)."""
-    found = fetch_json(spec, "/admin/status", timeout) or {}
+def peers_seen_up(config: ClusterConfig, name: str, timeout: float = 1.0) -> set[str]:
+    """The members node `name` currently believes are up (from its /admin/status)."""
+    found = fetch_json(config, name, "/admin/status", timeout) or {}
     return {name for name, info in found.get("members", {}).items() if info.get("up")}
 
 
 def ring_view(config: ClusterConfig, names: list[str]) -> dict | None:
     """/admin/ring of the first of `names` that answers, or None if none does."""
     for name in names:
-        ring = fetch_json(config.node(name), "/admin/ring")
+        ring = fetch_json(config, name, "/admin/ring")
         if ring is not None:
             return ring
     return None
@@ -228,8 +228,8 @@ def wait_connected(
     """Poll until each named node sees every serving member up; returns those that do not."""
     deadline = time.monotonic() + timeout
     while True:
-        serving = {n for n in members if ping(config.node(n), 0.5)}
-        lagging = [n for n in names if not serving <= peers_seen_up(config.node(n))]
+        serving = {n for n in members if ping(config, n, 0.5)}
+        lagging = [n for n in names if not serving <= peers_seen_up(config, n)]
         if not lagging or time.monotonic() >= deadline or stopping():
             return lagging
         time.sleep(0.1)

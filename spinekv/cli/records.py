@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import itertools
 import json
+import ssl
 import time
 import uuid
 from collections import Counter
@@ -31,6 +32,14 @@ from ..config import ClusterConfig
 from ..records import demo, trace
 from ..security.secrets import DEMO_TOKENS, verify_secret
 from .common import cluster_config, config_name, console
+from .nodehttp import ssl_context
+
+
+def _trust(config: ClusterConfig) -> ssl.SSLContext | bool:
+    """aiohttp's `ssl` for calls to the cluster's nodes: its CA with [tls], else the default."""
+    context = ssl_context(config)
+    return True if context is None else context
+
 
 # ====================================================================== spinekv load-demo
 
@@ -141,9 +150,9 @@ class DemoLoader:
             self.report.scrs += 1
 
 
-def _session(concurrency: int) -> aiohttp.ClientSession:
+def _session(config: ClusterConfig, concurrency: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency),
+        connector=aiohttp.TCPConnector(limit=concurrency, ssl=_trust(config)),
         timeout=aiohttp.ClientTimeout(total=30),
     )
 
@@ -265,9 +274,9 @@ def load_demo(
                 f"{node_name!r}; {config_name(config)} has {', '.join(config.node_names())}",
                 param_hint="--node",
             )
-        urls = [config.node(node_name).http_url]
+        urls = [config.http_url(node_name)]
     else:
-        urls = [n.http_url for n in config.nodes]
+        urls = [config.http_url(name) for name in config.node_names()]
     token = token or token_for(config, "clinical")
     people = demo.population(seed, dt.date.today(), scr_share)
     first = next(people)
@@ -286,14 +295,14 @@ def load_demo(
 
     async def run() -> float:
         nonlocal report
-        async with _session(concurrency) as session:
+        async with _session(config, concurrency) as session:
             serving = await serving_urls(session, urls)
             if not serving:
                 raise click.ClickException(
                     f"the cluster is not up: no node answered at {', '.join(urls)} "
                     "(start it with `spinekv up --detach`)"
                 )
-            down = [n.name for n in config.nodes if n.member and n.http_url not in serving]
+            down = [n for n in config.members() if config.http_url(n) not in serving]
             if node_name is None and down:
                 console.print(f"[yellow]not answering, left out: {', '.join(down)}[/yellow]")
             await check_not_loaded(session, serving[0], token, first.nhs, seed)
@@ -359,10 +368,16 @@ async def _upload(path: Path) -> AsyncIterator[bytes]:
 
 
 async def run_trace(
-    url: str, token: str, source: Path, out: BinaryIO, row_done: Callable[[], None]
+    url: str,
+    token: str,
+    source: Path,
+    out: BinaryIO,
+    row_done: Callable[[], None],
+    trust: ssl.SSLContext | bool,
 ) -> Counter[str]:
     """POST `source` to a node's batch trace and stream the answer into `out`, calling
-    `row_done()` per row written; answers the count of rows per MATCH_TYPE."""
+    `row_done()` per row written; answers the count of rows per MATCH_TYPE. `trust` is
+    aiohttp's `ssl` for an https `url`."""
     headers = {
         "Authorization": f"Bearer {token}",
         "X-Request-ID": str(uuid.uuid4()),
@@ -374,7 +389,9 @@ async def run_trace(
     splitter = trace.LineSplitter(max_bytes=1 << 20)
     header_seen = False
     async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
+        aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(ssl=trust)
+        ) as session,
         session.post(url + TRACE_PATH, data=_upload(source), headers=headers) as resp,
     ):
         if resp.status != 200:
@@ -419,7 +436,7 @@ def trace_command(
             f"{node_name!r}; {config_name(config)} has {', '.join(config.node_names())}",
             param_hint="--node",
         )
-    url = config.node(node_name).http_url
+    url = config.http_url(node_name)
     token = token or token_for(config, "service")
     total = count_rows(source)
     progress = Progress(
@@ -437,7 +454,9 @@ def trace_command(
     try:
         with partial.open("wb") as out, progress:
             task = progress.add_task("trace", total=total)
-            counts = asyncio.run(run_trace(url, token, source, out, lambda: progress.advance(task)))
+            counts = asyncio.run(
+                run_trace(url, token, source, out, lambda: progress.advance(task), _trust(config))
+            )
     except (aiohttp.ClientError, TimeoutError) as exc:
         partial.unlink(missing_ok=True)
         raise click.ClickException(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..config import load_config
+from ..security.tls import client_context
 from . import codec, multipart
 from .bucket import Bucket
 from .errors import (
@@ -105,6 +107,16 @@ def _new_sibling(
     )
 
 
+def config_arguments(path: str | Path, options: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """A client's nodes and options for the cluster.toml at `path`: its members' URLs, and
+    (with [tls], unless the caller chose) an SSLContext trusting the cluster CA only."""
+    config = load_config(path)
+    urls = [config.http_url(name) for name in config.members()]
+    if config.tls is not None and "ca" not in options and "ssl" not in options:
+        options = {**options, "ssl": client_context(config.tls)}
+    return urls, options
+
+
 class AsyncClient:
     """A client for spinekv (and Riak's HTTP API) on asyncio.
 
@@ -118,6 +130,10 @@ class AsyncClient:
     twice writes the same value twice: in a bucket with allow_mult the second write
     can show up as an identical sibling, never as a lost write (Riak's clients make
     the same choice). `resolver` is the default sibling resolver.
+
+    For https URLs, `ca` names the CA file the nodes' certificates must chain to (a
+    cluster's [tls] ca), or `ssl` is the whole SSLContext to use; without either, the
+    system's trusted CAs. `from_config` trusts the cluster's CA by itself.
     """
 
     def __init__(
@@ -130,8 +146,15 @@ class AsyncClient:
         avoid_for: float = 5.0,
         pool_size: int = 10,
         resolver: Resolver | None = None,
+        ca: str | Path | None = None,
+        ssl: ssl_module.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if ca is not None and ssl is not None:
+            raise ValueError("give ca (a CA file) or ssl (an SSLContext), not both")
+        if ca is not None:
+            ssl = ssl_module.create_default_context(cafile=str(ca))
+        self._ssl = ssl
         urls = [nodes] if isinstance(nodes, str) else list(nodes)
         self._pool = NodePool(
             [u.rstrip("/") for u in urls], prefer.rstrip("/") if prefer else None, avoid_for
@@ -148,9 +171,9 @@ class AsyncClient:
 
     @classmethod
     def from_config(cls, path: str | Path, **options: Any) -> AsyncClient:
-        """A client for every member node of a cluster.toml."""
-        config = load_config(path)
-        return cls([n.http_url for n in config.nodes if n.member], **options)
+        """A client for every member node of a cluster.toml (over HTTPS, trusting its CA,
+        when it has a [tls] table)."""
+        return cls(*config_arguments(path, options))
 
     @property
     def nodes(self) -> list[str]:
@@ -184,7 +207,9 @@ class AsyncClient:
             raise RuntimeError("the client is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self.pool_size * len(self._pool.nodes), limit_per_host=self.pool_size
+                limit=self.pool_size * len(self._pool.nodes),
+                limit_per_host=self.pool_size,
+                ssl=True if self._ssl is None else self._ssl,
             )
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session

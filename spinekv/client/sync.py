@@ -16,8 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import load_config
-from .aio import AsyncClient
+from .aio import AsyncClient, config_arguments
 from .bucket import Bucket
 from .objects import IndexPage, Obj, Resolver
 
@@ -68,9 +67,10 @@ class Client:
 
     @classmethod
     def from_config(cls, path: str | Path, **options: Any) -> Client:
-        """A client for every member node of a cluster.toml."""
-        config = load_config(path)
-        return cls([n.http_url for n in config.nodes if n.member], **options)
+        """A client for every member node of a cluster.toml (over HTTPS, trusting its CA,
+        when it has a [tls] table)."""
+        urls, options = config_arguments(path, options)
+        return cls(urls, **options)
 
     def __enter__(self) -> Client:
         return self

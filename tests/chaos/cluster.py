@@ -58,7 +58,7 @@ class ChaosCluster:
         return self.config.node(name).host
 
     def url(self, name: str) -> str:
-        return self.config.node(name).http_url
+        return self.config.http_url(name)
 
     # ------------------------------------------------------------ processes
 

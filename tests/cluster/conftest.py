@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spinekv.cli import processes
+from spinekv.cli import nodehttp, processes
 from spinekv.config import load_config
 from tests.support import eventually_sync, write_cluster_toml
 
@@ -53,7 +53,7 @@ class ProcessCluster:
         return processes.node_pid(self.config, name)
 
     def url(self, name: str) -> str:
-        return self.config.node(name).http_url
+        return self.config.http_url(name)
 
     def kill9(self, name: str) -> None:
         pid = self.pid(name)
@@ -74,7 +74,7 @@ class ProcessCluster:
             self.url(name) + path, data=data, headers=headers or {}, method=method
         )
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with nodehttp.urlopen(self.config, req, timeout) as resp:
                 return Response(resp.status, dict(resp.headers), resp.read())
         except urllib.error.HTTPError as err:
             return Response(err.code, dict(err.headers), err.read())

@@ -142,9 +142,7 @@ def test_foreground_up_stops_nodes_on_ctrl_c(tmp_path):
     cluster = ProcessCluster(path)
     try:
         eventually_sync(
-            lambda: all(
-                cluster.pid(n) and processes.ping(config.node(n)) for n in config.node_names()
-            ),
+            lambda: all(cluster.pid(n) and processes.ping(config, n) for n in config.node_names()),
             what="the foreground cluster to serve",
             timeout=60,
         )
