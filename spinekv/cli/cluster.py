@@ -15,7 +15,7 @@ from rich.text import Text
 
 from ..config import ClusterConfig
 from ..security.secrets import make_cluster_secret
-from . import members, processes
+from . import members, nodehttp, processes
 from .common import cluster_config, config_name, console, known_names, shown
 
 
@@ -74,6 +74,9 @@ def up(ctx: click.Context, detach: bool, timeout: float, names: tuple[str, ...])
     config = cluster_config(ctx)
     if make_cluster_secret(config.secret_file):
         console.print(f"wrote a new cluster secret to {shown(config.secret_file)}", highlight=False)
+    # Every check that a node serves goes through the cluster CA: an unreadable one stops
+    # `up` here, before it starts a node it could never see.
+    nodehttp.ssl_context(config)
     wanted = known_names(config, names) if names else members.ring_members(config)
     started: dict[str, processes.Started] = {}
     with _stop_on_signals() as stop:
