@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import ssl
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spinekv import (
+    AsyncClient,
     BadRequest,
     Conflict,
     NotFound,
@@ -56,6 +58,14 @@ def test_pool_refuses_bad_node_lists():
         NodePool(["a", "a"])
     with pytest.raises(ValueError, match="not in"):
         NodePool(["a"], prefer="b")
+
+
+def test_a_client_trusts_a_ca_file_or_a_whole_ssl_context_not_both(tmp_path):
+    with pytest.raises(ValueError, match="not both"):
+        AsyncClient(["https://a"], ca=tmp_path / "ca.crt", ssl=ssl.create_default_context())
+    # A CA file that is not there fails at once, not at the first request.
+    with pytest.raises(FileNotFoundError):
+        AsyncClient(["https://a"], ca=tmp_path / "missing.crt")
 
 
 def test_paths_quote_every_segment_and_use_types_only_when_not_default():
