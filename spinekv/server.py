@@ -43,9 +43,10 @@ from .node.handoff import Handoff
 from .node.membership import Membership
 from .node.messages import Dispatcher
 from .node.vnode import Vnodes
-from .records.services import RecordServices
+from .records.audit import HEAD_META, AuditLog
+from .records.services import SEALED, RecordServices
 from .records.store import RecordStore
-from .security.secrets import cluster_secret
+from .security.secrets import cluster_secret, derive_key
 from .security.tls import server_context
 from .stats import NodeStats
 from .storage.base import Backend, StorageError
@@ -135,11 +136,20 @@ class Node:
             self.coordinator,
             self.props_of,
             self.now_us,
+            mac_key=derive_key(self.secret, "record mac"),
+            sealed=SEALED,
             bucket_type=self.config.records.bucket_type,
             timeout_ms=self.config.request_timeout_ms,
             rng=self.rng,
         )
-        return RecordServices(self.config, store)
+        audit = AuditLog(
+            store,
+            self.name,
+            derive_key(self.secret, "audit chain"),
+            load_head=lambda: self.backend.get_meta(HEAD_META),
+            save_head=lambda head: self.backend.put_meta(HEAD_META, head),
+        )
+        return RecordServices(self.config, store, audit)
 
     def http_app(self) -> web.Application:
         return http_app(self)

@@ -8,7 +8,8 @@ import re
 from aiohttp import web
 
 from ..records import nhs, search
-from ..records.outcome import RecordError, iso_instant
+from ..records.audit import Reader
+from ..records.outcome import RecordError, iso_instant, skipped_entry
 from . import api
 from .records import Caller, RecordServices, fhir_json, read_json, records_route
 from .records_openapi import FHIR, fhir_answer, outcome_answer, record_operation, search_param
@@ -26,6 +27,10 @@ def _number(request: web.Request) -> str:
     if not nhs.is_valid(number):
         raise RecordError("INVALID_RESOURCE_ID", f"{number!r} is not a valid NHS number")
     return number
+
+
+def _reader(caller: Caller) -> Reader:
+    return Reader(caller.name, caller.role, caller.request_id)
 
 
 def _full_url(request: web.Request, number: str) -> str:
@@ -62,7 +67,7 @@ class PdsRoutes:
     @records_route("pds.read")
     async def read(self, request: web.Request, caller: Caller) -> web.Response:
         number = _number(request)
-        resource = await self.demographics.read(number)
+        resource = await self.demographics.read_for(_reader(caller), number)
         if resource is None:
             raise RecordError("RESOURCE_NOT_FOUND", f"patient {number} not found")
         return fhir_json(resource, headers={"ETag": _etag(resource)})
@@ -72,21 +77,22 @@ class PdsRoutes:
         criteria = search.parse(
             request.query, lambda name: request.query.getall(name, []), self.demographics.today()
         )
-        total, ranked = await self.demographics.search(criteria)
+        found = await self.demographics.search(criteria, _reader(caller))
         entries = [
             {
                 "fullUrl": _full_url(request, resource["id"]),
                 "search": {"score": score},
                 "resource": resource,
             }
-            for score, resource in ranked
+            for score, resource in found.ranked
         ]
+        entries += [skipped_entry(reason) for reason in found.skipped]
         return fhir_json(
             {
                 "resourceType": "Bundle",
                 "type": "searchset",
                 "timestamp": iso_instant(self.services.store.now_us()),
-                "total": total,
+                "total": found.total,
                 "entry": entries,
             }
         )
@@ -174,8 +180,13 @@ _CREATE = record_operation(
     body=FHIR,
 )
 _SEARCH = record_operation(
-    "Search patients (family and birthdate at least) on the 2i indexes",
-    {"200": fhir_answer("A searchset Bundle, best score first.")},
+    "Search patients (family and birthdate at least) on the 2i indexes (audited)",
+    {
+        "200": fhir_answer(
+            "A searchset Bundle, best score first; a stored record that failed its integrity "
+            "check is left out and reported in an OperationOutcome entry (search.mode outcome)."
+        )
+    },
     params=(
         search_param("family", "Family name; a trailing * matches a prefix.", required=True),
         search_param("birthdate", "eqYYYY-MM-DD, or geYYYY-MM-DD and leYYYY-MM-DD.", required=True),
@@ -189,8 +200,12 @@ _SEARCH = record_operation(
     ),
 )
 _READ = record_operation(
-    "Read a patient",
-    {"200": fhir_answer('The Patient; ETag W/"versionId".'), "404": outcome_answer("Unknown.")},
+    "Read a patient (recorded as an AuditEvent first)",
+    {
+        "200": fhir_answer('The Patient; ETag W/"versionId".'),
+        "404": outcome_answer("Unknown."),
+        "500": outcome_answer("The stored patient failed its integrity check (not transient)."),
+    },
 )
 _PATCH = record_operation(
     "Update a patient with RFC 6902 patches, atomically (If-Match required)",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..records.audit import Reader
 from ..records.scr.answers import document_reference, read_url
 from ..records.scr.permission import permission_parameters
-from ..records.scr.service import Reader, ScrService
 from . import api
 from .records import Caller, RecordServices, fhir_json, read_json, records_route
 from .records_openapi import FHIR, fhir_answer, outcome_answer, record_operation, search_param
@@ -33,7 +33,7 @@ def _params(request: web.Request) -> dict[str, list[str]]:
 class ScrRoutes:
     def __init__(self, services: RecordServices) -> None:
         self.services = services
-        self.scr = ScrService(services.store, services.demographics)
+        self.scr = services.scr
 
     def routes(self) -> list[api.Route]:
         return [

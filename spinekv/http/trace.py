@@ -6,8 +6,9 @@ order they came, as soon as every row before them is done, so the answer starts 
 is still arriving and memory stays bounded however large the file: a queue of at most
 CONCURRENCY rows, one partial line, and one output buffer of at most FLUSH_BYTES.
 
-A row whose lookup fails (the store cannot reach a quorum) is answered with MATCH_TYPE `error`
-and the reason; the trace goes on. Only the header can fail the whole request (400), and only
+A row whose lookup fails (the store cannot reach a quorum, or a patient it must look at fails
+its integrity check) is answered with MATCH_TYPE `error` and the reason, naming the record;
+the trace goes on. Only the header can fail the whole request (400), and only
 before the answer has started.
 """
 
@@ -66,7 +67,8 @@ async def trace_row(request: TraceRequest, lookups: Lookups) -> Traced:
             assert request.family is not None
             candidates = await lookups.candidates(request.family, request.birth_date)
     except RecordError as exc:
-        return trace.failed(request, f"lookup failed ({exc.code}: {exc.diagnostics}); resend row")
+        again = "; resend row" if exc.retryable else ""
+        return trace.failed(request, f"lookup failed ({exc.code}: {exc.diagnostics}){again}")
     except Exception:
         # One row's surprise must not cost the rest of a 100,000-row file its answer.
         log.exception("trace lookup failed for row %r", request.reference)

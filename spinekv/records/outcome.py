@@ -24,6 +24,9 @@ CODES: dict[str, tuple[int, str, str]] = {
     "PRECONDITION_FAILED": (412, "required", "Required condition was not fulfilled"),
     "TOO_MANY_MATCHES": (400, "multiple-matches", "Too Many Matches"),
     "SERVICE_UNAVAILABLE": (503, "transient", "Service unavailable"),
+    # Ours: a stored record that fails its integrity check or does not decode. Not transient:
+    # asking again reads the same bytes.
+    "INVALID_STORED_RECORD": (500, "exception", "Stored record is invalid"),
 }
 
 
@@ -38,15 +41,27 @@ class RecordError(Exception):
         self.diagnostics = diagnostics
         self.status = CODES[code][0] if status is None else status
 
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later (the store could not answer in time)."""
+        return CODES[self.code][1] == "transient"
 
-def operation_outcome(code: str, diagnostics: str) -> dict:
-    """The FHIR OperationOutcome for one Spine error code."""
+
+def bad_record(what: str, key: str, problem: str) -> RecordError:
+    """The error for a stored record that cannot be trusted, naming it: e.g. `Patient
+    9990000018: stored record failed its integrity check`."""
+    return RecordError("INVALID_STORED_RECORD", f"{what} {key}: stored record {problem}")
+
+
+def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict:
+    """The FHIR OperationOutcome for one Spine error code (`severity` warning: reported beside
+    an answer that still stands, such as a search that skipped a bad record)."""
     _, issue_type, display = CODES[code]
     return {
         "resourceType": "OperationOutcome",
         "issue": [
             {
-                "severity": "error",
+                "severity": severity,
                 "code": issue_type,
                 "details": {
                     "coding": [
@@ -67,3 +82,12 @@ def operation_outcome(code: str, diagnostics: str) -> dict:
 def iso_instant(us: int) -> str:
     """Microseconds since the epoch (the store's clock) as a FHIR instant, in UTC."""
     return dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def skipped_entry(diagnostics: str) -> dict:
+    """A searchset entry reporting a bad record a search left out (FHIR's search.mode outcome):
+    the search answers for everything else."""
+    return {
+        "resource": operation_outcome("INVALID_STORED_RECORD", diagnostics, "warning"),
+        "search": {"mode": "outcome"},
+    }

@@ -50,7 +50,8 @@ ALPHANUMERIC = "alphanumeric"
 MULTIPLE_MATCH = "multiple-match"
 NO_MATCH = "no-match"
 # Not matches: `invalid` is a row we cannot trace as written (resending it won't help);
-# `error` is a row whose lookup failed in the store (resending it may).
+# `error` is a row whose lookup failed in the store (resending it may, unless the reason names a
+# stored record that failed its integrity check).
 INVALID = "invalid"
 ERROR = "error"
 MATCH_TYPES = (CROSS_CHECK, ALPHANUMERIC, MULTIPLE_MATCH, NO_MATCH, INVALID, ERROR)

@@ -24,6 +24,8 @@ from .storage import DurableStore, SimBackend
 from .vloop import OWNER, VirtualLoop
 
 EPOCH = 1_800_000_000.0  # the simulated wall clock starts here
+# The cluster secret every simulated node shares (there is no secret file to read).
+SIM_SECRET = b"simulated cluster secret, not for real use"
 
 
 class SimClock:
@@ -120,6 +122,7 @@ class SimCluster:
             transport=transport,
             clock=SimClock(self.loop),
             rng=random.Random(self.rng.getrandbits(64)),
+            secret=SIM_SECRET,
         )
         self.nodes[name] = node
         self.contexts[name] = context

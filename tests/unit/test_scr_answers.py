@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from spinekv.records.outcome import NHS_NUMBER_SYSTEM
 from spinekv.records.scr.answers import document_reference_bundle, scr_bundle
 from spinekv.records.scr.audit import audit_bundle, audit_event, encode_audit
@@ -25,7 +27,9 @@ def test_stored_roundtrip_identity_and_sibling_pick():
     later = encode_stored(other, 200)
     assert pick_stored([later, value])["stored_us"] == 100
     assert pick_stored([value, later])["stored_us"] == 100
-    assert pick_stored([b"junk"]) is None
+    # A sibling that is no stored SCR makes the record untrustworthy, not silently absent.
+    with pytest.raises(ValueError):
+        pick_stored([value, b"junk"])
 
 
 # ------------------------------------------------------------------ answers

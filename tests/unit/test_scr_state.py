@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,7 +66,9 @@ def test_with_current_and_with_permission_never_go_back_in_time():
     assert permission_code(with_permission(state, "Yes", 11, "u")) == "Yes"
 
 
-def test_decode_state_ignores_malformed_fields():
-    assert decode_state(b"junk") == empty_state()
+def test_decode_state_ignores_malformed_fields_but_refuses_what_is_no_state():
+    # Junk read as "no state" would read as "no consent recorded": consent must fail closed.
+    with pytest.raises(ValueError):
+        decode_state(b"junk")
     raw = json.dumps({"current": {"id": 3}, "permission": {"code": "Maybe", "at_us": 1, "by": "u"}})
     assert decode_state(raw.encode()) == empty_state()

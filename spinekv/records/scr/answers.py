@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..outcome import NHS_NUMBER_SYSTEM, iso_instant
+from ..outcome import NHS_NUMBER_SYSTEM, iso_instant, skipped_entry
 from .codes import PERMISSION_SYSTEM, SCR_ID_SYSTEM, scr_type
 from .ids import derived_id
 from .state import permission_code
@@ -59,9 +59,11 @@ def searchset(
     bundle_id: str,
     matches: list[tuple[str, dict]],
     extra: Iterable[tuple[str, dict]] = (),
+    skipped: Iterable[str] = (),
     **fields: Any,
 ) -> dict:
-    """A searchset Bundle: `matches` (fullUrl, resource) counted in total; `extra` included."""
+    """A searchset Bundle: `matches` (fullUrl, resource) counted in total; `extra` included;
+    an outcome entry for each bad record `skipped` (why, naming it)."""
     entry = [
         {"fullUrl": url, "resource": resource, "search": {"mode": "match"}}
         for url, resource in matches
@@ -70,6 +72,7 @@ def searchset(
         {"fullUrl": url, "resource": resource, "search": {"mode": "include"}}
         for url, resource in extra
     ]
+    entry += [skipped_entry(reason) for reason in skipped]
     return {
         "resourceType": "Bundle",
         "id": bundle_id,

@@ -1,4 +1,5 @@
-"""The audit trail of SCR reads: one AuditEvent per read, its stored form, and the trail Bundle."""
+"""The audit trail of SCR reads: one AuditEvent per read, its stored form, and the trail Bundle
+(which lists PDS reads too: pds_audit.py)."""
 
 from __future__ import annotations
 
@@ -72,9 +73,15 @@ def audit_event(
     return event
 
 
+def audit_record(event: dict, recorded_us: int) -> dict:
+    """What bucket `audit` keeps of an event: the event and its time as a sortable integer
+    (the audit log adds its chain link: records/audit.py)."""
+    return {"recorded_us": recorded_us, "event": event}
+
+
 def encode_audit(event: dict, recorded_us: int) -> bytes:
-    """The value kept under bucket `audit`: the event and its time as a sortable integer."""
-    return canonical_json({"recorded_us": recorded_us, "event": event})
+    """An audit record's bytes, unchained."""
+    return canonical_json(audit_record(event, recorded_us))
 
 
 def decode_audit(value: bytes) -> tuple[int, dict] | None:
@@ -89,11 +96,16 @@ def decode_audit(value: bytes) -> tuple[int, dict] | None:
     return raw["recorded_us"], raw["event"]
 
 
-def audit_bundle(bundle_id: str, values: Iterable[bytes], base_url: str) -> dict:
+def audit_bundle(
+    bundle_id: str, values: Iterable[bytes], base_url: str, skipped: Iterable[str] = ()
+) -> dict:
     """Every audit record (siblings included: none is merged away), oldest first. Byte-identical
-    copies are one record; undecodable values are skipped."""
+    copies are one record; undecodable values are skipped; `skipped` says which records were
+    left out and why."""
     events = [d for v in sorted(set(values)) if (d := decode_audit(v)) is not None]
     events.sort(key=lambda d: (d[0], str(d[1].get("id", ""))))
     return searchset(
-        bundle_id, [(f"{base_url}/AuditEvent/{e.get('id', '')}", e) for _, e in events]
+        bundle_id,
+        [(f"{base_url}/AuditEvent/{e.get('id', '')}", e) for _, e in events],
+        skipped=skipped,
     )

@@ -11,21 +11,28 @@ Decisions (the pure rules are in the modules beside this one):
   control does ("no patient's consent to view SCR"); no SCR content or id leaves the store.
 - Only the current SCR is readable: an out-of-date id (or one for another patient) answers an
   empty searchset, as the real API does.
-- Every read that returns a document first writes an AuditEvent (quorum write, unique key). If
-  that write fails the read fails with 503 and returns nothing. The DocumentReference find
-  does not write one: it returns a pointer, no clinical content.
+- Every read that returns a document first writes an AuditEvent (quorum write, the next link
+  of this node's audit chain). If that write fails the read fails with 503 and returns
+  nothing. The DocumentReference find does not write one: it returns a pointer, no clinical
+  content.
+- Consent fails closed: a consent state that fails its integrity check (or does not decode)
+  denies find and read with 403 ACCESS_DENIED saying so, and refuses uploads (the dissent it may
+  hold is unknown). $setPermission rewrites it: the current SCR is found again from the SCRs
+  stored for the patient.
+- A stored SCR that fails its check is a 500 INVALID_STORED_RECORD naming it.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from dataclasses import dataclass
 
-from ..outcome import RecordError, iso_instant
+from ..audit import AuditLog, Reader
+from ..outcome import RecordError, bad_record, iso_instant
 from ..pds import Demographics
 from ..store import RecordStore
 from .answers import document_reference_bundle, scr_bundle, searchset
-from .audit import audit_bundle, audit_event, encode_audit
+from .audit import audit_bundle, audit_event, audit_record
 from .permission import PermissionRequest, parse_set_permission
 from .state import (
     decode_state,
@@ -41,19 +48,10 @@ from .upload import validate_document
 
 SCR_BUCKET = "scr"
 STATE_BUCKET = "scrstate"
-AUDIT_BUCKET = "audit"
-# Audit records fetched at once when listing a patient's trail.
-_AUDIT_FETCHES = 16
 
+__all__ = ["Reader", "ScrService", "Uploaded"]
 
-@dataclass(frozen=True, slots=True)
-class Reader:
-    """Who reads, for the audit trail."""
-
-    name: str
-    role: str
-    request_id: str
-    emergency_reason: str | None = None
+log = logging.getLogger("spinekv.records.scr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +65,56 @@ class Uploaded:
 
 
 class ScrService:
-    def __init__(self, store: RecordStore, demographics: Demographics) -> None:
+    def __init__(self, store: RecordStore, demographics: Demographics, audit: AuditLog) -> None:
         self.store = store
         self.demographics = demographics
+        self.audit = audit
 
     # ------------------------------------------------------------ state
 
     async def _state(self, nhs: str) -> tuple[dict, dict[str, int]]:
-        """The patient's merged consent/pointer state and the context covering its siblings."""
+        """The patient's merged consent/pointer state and the context covering its siblings;
+        RecordError INVALID_STORED_RECORD naming it when it cannot be trusted."""
         fetched = await self.store.get(STATE_BUCKET, nhs)
         if fetched is None:
             return empty_state(), {}
-        return merge_state(decode_state(v) for v in fetched.values), fetched.context
+        return self._merged(nhs, fetched.values), fetched.context
+
+    @staticmethod
+    def _merged(nhs: str, values: list[bytes]) -> dict:
+        try:
+            return merge_state([decode_state(v) for v in values])
+        except ValueError as exc:
+            raise bad_record("SCR consent of patient", nhs, f"does not decode ({exc})") from None
 
     async def state(self, nhs: str) -> dict:
         return (await self._state(nhs))[0]
+
+    async def _readable_state(self, nhs: str) -> dict:
+        """The state a find or read may go on with: consent that cannot be read denies access."""
+        try:
+            state = await self.state(nhs)
+        except RecordError as exc:
+            if exc.code != "INVALID_STORED_RECORD":
+                raise
+            log.error("SCR access denied, consent unreadable: %s", exc.diagnostics)
+            raise RecordError(
+                "ACCESS_DENIED",
+                f"{exc.diagnostics}; the patient's consent cannot be read, so their Summary Care "
+                "Record is withheld until consent is recorded again ($setPermission)",
+            ) from None
+        self._refuse_dissent(nhs, state)
+        return state
+
+    async def _stored(self, scr_id: str) -> tuple[dict | None, dict[str, int]]:
+        """The stored SCR (None: none) and the context of its siblings."""
+        fetched = await self.store.get(SCR_BUCKET, scr_id)
+        if fetched is None:
+            return None, {}
+        try:
+            return pick_stored(fetched.values), fetched.context
+        except ValueError as exc:
+            raise bad_record("SCR", scr_id, f"does not decode ({exc})") from None
 
     async def _require_patient(self, nhs: str) -> None:
         if await self.demographics.read(nhs) is None:
@@ -99,8 +132,7 @@ class ScrService:
                 f"patient {upload.nhs} has dissented from sharing a Summary Care Record "
                 "(permission No); no SCR may be uploaded",
             )
-        existing = await self.store.get(SCR_BUCKET, upload.scr_id)
-        stored = None if existing is None else pick_stored(existing.values)
+        stored, stored_context = await self._stored(upload.scr_id)
         if stored is not None and not same_upload(stored, upload):
             raise RecordError(
                 "INVALID_VALUE",
@@ -113,7 +145,7 @@ class ScrService:
                 SCR_BUCKET,
                 upload.scr_id,
                 encode_stored(upload, at_us),
-                {} if existing is None else existing.context,
+                stored_context,
                 [("nhs_bin", upload.nhs)],
             )
         else:
@@ -138,29 +170,25 @@ class ScrService:
 
     async def find(self, nhs: str, base_url: str) -> dict:
         """GET /DocumentReference: the current SCR's DocumentReference in a searchset."""
-        state = await self.state(nhs)
-        self._refuse_dissent(nhs, state)
+        state = await self._readable_state(nhs)
         return document_reference_bundle(self.store.new_id(), nhs, state, base_url)
 
     async def read(self, scr_id: str, nhs: str, reader: Reader) -> dict:
         """GET /Bundle: the current SCR as a searchset, after its read is audited."""
-        state = await self.state(nhs)
-        self._refuse_dissent(nhs, state)
+        state = await self._readable_state(nhs)
         current = state["current"]
         if current is None or current["id"] != scr_id:
             return searchset(self.store.new_id(), [])
-        fetched = await self.store.get(SCR_BUCKET, scr_id)
-        stored = None if fetched is None else pick_stored(fetched.values)
+        stored, _ = await self._stored(scr_id)
         if stored is None or stored["nhs"] != nhs:
             return searchset(self.store.new_id(), [])
         await self._audit(nhs, scr_id, reader)
         return scr_bundle(self.store.new_id(), stored, iso_instant(self.store.now_us()))
 
     async def _audit(self, nhs: str, scr_id: str, reader: Reader) -> None:
-        event_id = self.store.new_id()
         recorded_us = self.store.now_us()
         event = audit_event(
-            event_id,
+            self.store.new_id(),
             user=reader.name,
             role=reader.role,
             recorded_us=recorded_us,
@@ -169,43 +197,48 @@ class ScrService:
             emergency_reason=reader.emergency_reason,
             request_id=reader.request_id,
         )
-        try:
-            await self.store.put(
-                AUDIT_BUCKET,
-                event_id,
-                encode_audit(event, recorded_us),
-                {},
-                [("patient_bin", nhs), ("recorded_int", recorded_us)],
-            )
-        except RecordError as exc:
-            raise RecordError(
-                "SERVICE_UNAVAILABLE",
-                f"the read could not be audited, so the SCR is not returned ({exc.diagnostics})",
-                503,
-            ) from None
+        indexes = [("patient_bin", nhs), ("recorded_int", recorded_us)]
+        await self.audit.append(audit_record(event, recorded_us), indexes)
 
     # ------------------------------------------------------------ consent
 
     async def set_permission(self, body: object, by: str) -> PermissionRequest:
         wanted = parse_set_permission(body)
         await self._require_patient(wanted.nhs)
-        state, context = await self._state(wanted.nhs)
+        state, context = await self._state_to_rewrite(wanted.nhs)
         after = with_permission(state, wanted.code, self.store.now_us(), by)
         await self.store.put(STATE_BUCKET, wanted.nhs, encode_state(after), context)
         return wanted
 
+    async def _state_to_rewrite(self, nhs: str) -> tuple[dict, dict[str, int]]:
+        """The state a consent write builds on. One that cannot be trusted is replaced whole:
+        its consent is what is being recorded now, and its current SCR is found again."""
+        fetched = await self.store.get(STATE_BUCKET, nhs, skip_bad=True)
+        if fetched is None:
+            return empty_state(), {}
+        if not fetched.bad:
+            return self._merged(nhs, fetched.values), fetched.context
+        log.warning("rewriting the SCR consent of patient %s: %s", nhs, fetched.bad[0])
+        state = empty_state()
+        for _, scr_id in await self.store.query(SCR_BUCKET, "nhs_bin", nhs):
+            try:
+                stored, _ = await self._stored(scr_id)
+            except RecordError as exc:
+                if exc.code != "INVALID_STORED_RECORD":
+                    raise
+                continue  # a bad SCR cannot be current
+            if stored is not None and stored["nhs"] == nhs:
+                state = with_current(state, scr_id, stored["stored_us"])
+        return state, fetched.context
+
     # ------------------------------------------------------------ audit trail
 
     async def audit_trail(self, nhs: str, base_url: str) -> dict:
-        """Every AuditEvent of the patient's SCR reads, siblings included, oldest first."""
-        keys = sorted({key for _, key in await self.store.query(AUDIT_BUCKET, "patient_bin", nhs)})
-        limit = asyncio.Semaphore(_AUDIT_FETCHES)
-
-        async def fetch(key: str) -> list[bytes]:
-            async with limit:
-                fetched = await self.store.get(AUDIT_BUCKET, key)
-            return [] if fetched is None else fetched.values
-
-        found = await asyncio.gather(*(fetch(k) for k in keys))
-        values = [v for vs in found for v in vs]
-        return audit_bundle(self.store.new_id(), values, base_url)
+        """Every genuine AuditEvent of the patient (SCR and PDS reads), siblings included, oldest
+        first; records that fail their MAC are left out and reported in an outcome entry."""
+        genuine, forged = await self.audit.patient_records(nhs)
+        outcomes = [
+            bad_record("audit record", key, "failed its integrity check").diagnostics
+            for key in forged
+        ]
+        return audit_bundle(self.store.new_id(), genuine, base_url, outcomes)

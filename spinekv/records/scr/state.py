@@ -49,10 +49,14 @@ def _well_formed_permission(value: Any) -> dict | None:
 
 
 def decode_state(value: bytes) -> dict:
-    """A state sibling; fields that are not well formed read as unset (we only write good ones)."""
+    """A state sibling; fields that are not well formed read as unset (we only write good ones).
+
+    ValueError when the value is not a JSON object at all: that is no state, and reading it as
+    "no consent recorded" would fail open.
+    """
     raw = load_object(value)
     if raw is None:
-        return empty_state()
+        raise ValueError("not a JSON object")
     return {
         "current": _well_formed_current(raw.get("current")),
         "permission": _well_formed_permission(raw.get("permission")),

@@ -35,12 +35,18 @@ def decode_stored(value: bytes) -> dict | None:
     return stored
 
 
-def pick_stored(values: Iterable[bytes]) -> dict | None:
+def pick_stored(values: Iterable[bytes]) -> dict:
     """One stored SCR among siblings (two uploads of one id raced): the earliest stored wins,
-    ties broken by bytes, so every node picks the same one."""
-    decoded = [(s["stored_us"], v, s) for v in values if (s := decode_stored(v)) is not None]
+    ties broken by bytes, so every node picks the same one. ValueError when a sibling is not a
+    stored SCR: what was written there is unknown, so no sibling is trusted."""
+    decoded = []
+    for value in values:
+        stored = decode_stored(value)
+        if stored is None:
+            raise ValueError("not a stored SCR")
+        decoded.append((stored["stored_us"], value, stored))
     if not decoded:
-        return None
+        raise ValueError("no value")
     return min(decoded, key=lambda t: (t[0], t[1]))[2]
 
 

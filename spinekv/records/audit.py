@@ -1,0 +1,140 @@
+"""The audit trail's writer and reader on one node: appends chained records, walks chains.
+
+Each node chains its own audit records (security/auditchain.py). Appending takes the next seq
+and the previous link's hash from the node's head and moves the head on before the first await,
+so concurrent appends on one node (one event loop) never take the same seq: the chain cannot
+fork. The head is kept in the node's own backend metadata (fsynced before the record is sent),
+so it survives a restart; a node whose metadata is gone finds its last link in the store first.
+A record whose write fails leaves its seq as a gap, which `verify` reports (and the node logs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..security import auditchain
+from ..security.auditchain import ChainReport, Head
+from .outcome import RecordError
+from .store import RecordStore, Term
+
+AUDIT_BUCKET = "audit"
+HEAD_META = "audit_head"  # node metadata (Backend.get_meta/put_meta): this node's Head
+CHAIN_INDEX = "chain_bin"
+PATIENT_INDEX = "patient_bin"
+# Audit records fetched at once when reading a trail or a chain.
+FETCHES = 16
+
+log = logging.getLogger("spinekv.records.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who reads a record, for the audit trail."""
+
+    name: str
+    role: str
+    request_id: str
+    emergency_reason: str | None = None
+
+
+class AuditLog:
+    """This node's chain of audit records in bucket `audit` of the record store."""
+
+    def __init__(
+        self,
+        store: RecordStore,
+        node: str,
+        key: bytes,
+        load_head: Callable[[], bytes | None],
+        save_head: Callable[[bytes], None],
+    ) -> None:
+        self.store = store
+        self.node = node
+        self._key = key
+        self._load_head = load_head
+        self._save_head = save_head
+        self._head: Head | None = None
+        self._recovering = asyncio.Lock()
+
+    async def head(self) -> Head:
+        """This node's last link (loaded once; recovered from the store if never kept here)."""
+        if self._head is None:
+            async with self._recovering:
+                if self._head is None:
+                    raw = self._load_head()
+                    self._head = (
+                        auditchain.decode_head(raw) if raw is not None else await self._recover()
+                    )
+        return self._head
+
+    async def _recover(self) -> Head:
+        """The last genuine link of this node in the store: its metadata was lost (or it never
+        wrote one), and starting again at seq 1 would fork its chain."""
+        last = Head()
+        for _, values in await self.stored(self.node):
+            for value in values:
+                found = auditchain.opened(self._key, value)
+                if found is not None and found.node == self.node and found.seq > last.seq:
+                    last = Head(found.seq, found.hash)
+        if last.seq:
+            log.warning("audit chain of %s recovered from the store at seq %d", self.node, last.seq)
+        return last
+
+    async def append(self, record: dict, indexes: Iterable[tuple[str, Term]]) -> None:
+        """Store `record` as this node's next link; RecordError 503 when it cannot be written."""
+        await self.head()
+        head = self._head
+        assert head is not None
+        # From here to the put nothing awaits: the seq is this call's alone.
+        seq = head.seq + 1
+        value = auditchain.link(self._key, self.node, seq, head.hash, record)
+        self._head = Head(seq, auditchain.link_hash(value))
+        self._save_head(auditchain.encode_head(self._head))
+        key = auditchain.link_key(self.node, seq)
+        try:
+            await self.store.put(AUDIT_BUCKET, key, value, {}, [*indexes, (CHAIN_INDEX, key)])
+        except RecordError as exc:
+            log.error("audit record %s was not written (verify will show it missing): %s", key, exc)
+            raise RecordError(
+                "SERVICE_UNAVAILABLE",
+                f"the read could not be audited, so the record is not returned ({exc.diagnostics})",
+                503,
+            ) from None
+
+    async def _fetch_all(self, keys: list[str]) -> list[tuple[str, list[bytes]]]:
+        limit = asyncio.Semaphore(FETCHES)
+
+        async def fetch(key: str) -> tuple[str, list[bytes]]:
+            async with limit:
+                fetched = await self.store.get(AUDIT_BUCKET, key)
+            return key, [] if fetched is None else fetched.values
+
+        return list(await asyncio.gather(*(fetch(k) for k in keys)))
+
+    async def stored(self, node: str) -> list[tuple[str, list[bytes]]]:
+        """(key, siblings) of every record filed under `node`'s chain."""
+        first, last = auditchain.node_range(node)
+        hits = await self.store.query(AUDIT_BUCKET, CHAIN_INDEX, first, last)
+        return await self._fetch_all(sorted({key for _, key in hits}))
+
+    async def verify(self, node: str) -> ChainReport:
+        """Walk `node`'s chain; this node's own chain is also held against its head."""
+        head = await self.head() if node == self.node else None
+        return auditchain.check_chain(self._key, node, await self.stored(node), head)
+
+    async def patient_records(self, nhs: str) -> tuple[list[bytes], list[str]]:
+        """The patient's audit records whose MAC verifies, and the keys of those that did not
+        (kept out of the trail: nobody may add to, or change, what it shows)."""
+        hits = await self.store.query(AUDIT_BUCKET, PATIENT_INDEX, nhs)
+        genuine, forged = [], set()
+        for key, values in await self._fetch_all(sorted({k for _, k in hits})):
+            for value in values:
+                found = auditchain.opened(self._key, value)
+                if found is not None and auditchain.link_key(found.node, found.seq) == key:
+                    genuine.append(value)
+                else:
+                    forged.add(key)
+        return genuine, sorted(forged)
