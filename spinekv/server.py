@@ -28,6 +28,7 @@ from .clock import Clock, SystemClock
 from .config import ClusterConfig, NodeSpec, load_config
 from .http import openapi
 from .http.admin import AdminHandlers
+from .http.audit import AuditHandlers
 from .http.kv import KVHandlers
 from .http.pds import PdsRoutes
 from .http.props import PropsHandlers
@@ -224,6 +225,7 @@ def http_app(node: Node) -> web.Application:
         PdsRoutes(node.records),
         TraceRoutes(node.records),
         ScrRoutes(node.records),
+        AuditHandlers(node.records),
     ]
     # The routes carry their OpenAPI descriptions; /openapi.json is built from them.
     openapi.add_routes(app, [route for handler in handlers for route in handler.routes()])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .admin import admin
+from .audit import audit  # noqa: F401  (hangs `admin audit` on the admin group)
 from .cluster import down, node_command, status, up
 from .common import add_config_option
 from .records import load_demo, trace_command

@@ -114,16 +114,23 @@ class AuditLog:
 
         return list(await asyncio.gather(*(fetch(k) for k in keys)))
 
-    async def stored(self, node: str) -> list[tuple[str, list[bytes]]]:
-        """(key, siblings) of every record filed under `node`'s chain."""
+    async def stored(self, node: str, through: int = 0) -> list[tuple[str, list[bytes]]]:
+        """(key, siblings) of every record filed under `node`'s chain in the index, and of
+        every link key up to the last seq seen (or `through`): those are read by key, so a
+        record whose index entry is missing or not yet on the replica asked is still found."""
         first, last = auditchain.node_range(node)
         hits = await self.store.query(AUDIT_BUCKET, CHAIN_INDEX, first, last)
-        return await self._fetch_all(sorted({key for _, key in hits}))
+        keys = {key for _, key in hits}
+        seqs = [s for k in keys if (s := auditchain.seq_of_key(node, k)) is not None]
+        top = max([through, *seqs])
+        keys.update(auditchain.link_key(node, seq) for seq in range(1, top + 1))
+        return await self._fetch_all(sorted(keys))
 
     async def verify(self, node: str) -> ChainReport:
         """Walk `node`'s chain; this node's own chain is also held against its head."""
         head = await self.head() if node == self.node else None
-        return auditchain.check_chain(self._key, node, await self.stored(node), head)
+        stored = await self.stored(node, 0 if head is None else head.seq)
+        return auditchain.check_chain(self._key, node, stored, head)
 
     async def patient_records(self, nhs: str) -> tuple[list[bytes], list[str]]:
         """The patient's audit records whose MAC verifies, and the keys of those that did not

@@ -42,7 +42,8 @@ def node_range(node: str) -> tuple[str, str]:
     return f"{node}:", f"{node}:{_TOP}"
 
 
-def _seq_of_key(node: str, key: str) -> int | None:
+def seq_of_key(node: str, key: str) -> int | None:
+    """The seq a key of `node`'s chain names, or None when it is no link key of `node`."""
     prefix = f"{node}:"
     digits = key[len(prefix) :]
     if not key.startswith(prefix) or not (digits.isascii() and digits.isdigit()):
@@ -176,7 +177,7 @@ def check_chain(
     tampered: dict[int, list[str]] = {}  # seq of the key -> keys holding a record that failed
     stray: list[str] = []
     for where, values in stored:
-        seq_here = _seq_of_key(node, where)
+        seq_here = seq_of_key(node, where)
         for value in set(values):
             found = opened(key, value)
             if (
