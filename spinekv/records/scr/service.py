@@ -49,8 +49,6 @@ from .upload import validate_document
 SCR_BUCKET = "scr"
 STATE_BUCKET = "scrstate"
 
-__all__ = ["Reader", "ScrService", "Uploaded"]
-
 log = logging.getLogger("spinekv.records.scr")
 
 
