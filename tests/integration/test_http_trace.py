@@ -14,9 +14,12 @@ from urllib.parse import urlsplit
 from click.testing import CliRunner
 
 from spinekv.cli.records import trace_command
+from spinekv.security.secrets import hash_secret
 from tests.inproc import inproc_cluster
 from tests.records_support import PDS, TOKENS, USERS_TOML, RecordClient, patient
 from tests.support import FailingBackend, eventually
+
+DEMO_HASH = hash_secret("service-demo-token")
 
 PATH = "/personal-demographics/batch-trace"
 HEADER = "UNIQUE REFERENCE,NHS_NO,FAMILY_NAME,GIVEN_NAME,GENDER,DATE_OF_BIRTH,POST_CODE"
@@ -318,14 +321,33 @@ async def test_spinekv_trace_streams_a_file_and_summarises(api, records_cluster,
     assert not refused.exists()
 
 
-async def test_spinekv_trace_takes_the_service_token_from_cluster_toml(records_cluster, tmp_path):
+async def test_spinekv_trace_uses_the_demo_service_token_when_cluster_toml_holds_its_hash(tmp_path):
+    # cluster.toml keeps only hashes, so the command can find a token by itself only when a
+    # service user's hash is that of the local cluster's documented demo token.
+    demo = f'[[user]]\nname = "demo-service"\nrole = "service"\ntoken_hash = "{DEMO_HASH}"\n'
     source = tmp_path / "in.csv"
     source.write_text(f"{HEADER}\nr1,,Smith,Jane,2,19800101,\n")
     out = tmp_path / "out.csv"
+    (tmp_path / "c").mkdir()
+    async with inproc_cluster(tmp_path / "c", extra=demo) as cluster:
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            trace_command,
+            [str(source), str(out), "--config", str(cluster.config.path)],
+        )
+    assert result.exit_code == 0, result.output
+    assert rows_of(out.read_text())[1][:4] == ["r1", "", "", "no-match"]
+
+
+async def test_spinekv_trace_asks_for_a_token_when_cluster_toml_holds_no_demo_one(
+    records_cluster, tmp_path
+):
+    source = tmp_path / "in.csv"
+    source.write_text(f"{HEADER}\nr1,,Smith,Jane,2,19800101,\n")
     result = await asyncio.to_thread(
         CliRunner().invoke,
         trace_command,
-        [str(source), str(out), "--config", str(records_cluster.config.path)],
+        [str(source), str(tmp_path / "out.csv"), "--config", str(records_cluster.config.path)],
     )
-    assert result.exit_code == 0, result.output
-    assert rows_of(out.read_text())[1][:4] == ["r1", "", "", "no-match"]
+    assert result.exit_code != 0
+    assert "pass --token" in result.output
