@@ -374,8 +374,7 @@ class _Inbound(_Connection):
 
     def _too_slow(self) -> None:
         if self.source is None and not self.closed:
-            name = self._challenge[0]["name"] if self._challenge is not None else None
-            self.refuse(name, f"no handshake within {self.owner.hello_timeout:g}s")
+            self.refuse(self._claimed_name(), f"no handshake within {self.owner.hello_timeout:g}s")
 
     def frame_received(self, kind: int, rid: int, body: Any) -> str | None:
         if self.source is not None:
@@ -389,7 +388,12 @@ class _Inbound(_Connection):
         if kind == KIND_PROOF and self._challenge is not None:
             self._proof(body)
             return None
-        return f"frame kind {kind} before the handshake finished"
+        self.refuse(self._claimed_name(), f"frame kind {kind} before the handshake finished")
+        return None
+
+    def _claimed_name(self) -> str | None:
+        """The name a peer still handshaking gave in its hello (unproven), if it got that far."""
+        return None if self._challenge is None else self._challenge[0]["name"]
 
     def _hello(self, body: Any) -> None:
         owner = self.owner
