@@ -867,13 +867,14 @@ class TcpTransport:
                 )
                 await conn.ready
         except Exception as exc:
-            if conn is not None:
-                conn.drop("handshake timed out", mark_down=False)
             if isinstance(exc, TimeoutError):
-                detail = f"connect timed out after {self.connect_timeout:g}s"
+                step = "connect" if conn is None else "handshake"
+                detail = f"{step} timed out after {self.connect_timeout:g}s"
             else:
                 detail = f"{type(exc).__name__}: {exc}"
             reason = f"cannot connect to {state.name} at {host}:{port}: {detail}"
+            if conn is not None:
+                conn.drop(reason, mark_down=False)
             if not self._closed and self._peers.get(state.name) is state:
                 self._mark_down(state, reason)
             return reason

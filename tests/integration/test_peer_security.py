@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from spinekv.node import messages
@@ -26,6 +27,7 @@ from tests.inproc import inproc_cluster
 from tests.peer_support import (
     KIND_CHALLENGE,
     KIND_ERROR,
+    KIND_HELLO,
     SECRET,
     frame,
     handshake,
@@ -273,3 +275,26 @@ async def test_a_ring_pushed_from_an_unauthenticated_socket_changes_no_node(tmp_
     logged = refusals(caplog)
     assert any("unknown node 'mallory'" in m for m in logged), logged
     assert any(m.startswith("refused peer 'n1' from 127.0.0.1:") for m in logged), logged
+
+
+async def test_a_listener_that_never_challenges_is_given_nothing():
+    heard = bytearray()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(65536):
+                heard.extend(chunk)
+        writer.close()
+
+    server = await asyncio.start_server(mute, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reply = await dial_as("a", port, SECRET, connect_timeout=0.3)
+        assert isinstance(reply, Unreachable) and "handshake timed out" in str(reply)
+        # Our hello went out; no proof and no request ever did.
+        (size,) = struct.unpack(">I", heard[:4])
+        assert len(heard) == 4 + size
+        assert msgpack.unpackb(bytes(heard[4:]), raw=False)[0] == KIND_HELLO
+    finally:
+        server.close()
+        await server.wait_closed()
