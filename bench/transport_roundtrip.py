@@ -25,12 +25,16 @@ def _use_uvloop(wanted: bool) -> str:
     return "asyncio"
 
 
+# Both ends of the benchmark share it; the handshake runs once, before the clock starts.
+SECRET = b"bench-secret-0123456789abcdef"
+
+
 async def _echo(source: str, message: Any) -> Any:
     return message
 
 
 async def _serve_forever(port: int, ready: Any) -> None:
-    server = TcpTransport("server", HOST, port, {})
+    server = TcpTransport("server", HOST, port, {}, secret=SECRET)
     await server.start(_echo)
     ready.set()
     await asyncio.Event().wait()
@@ -42,7 +46,7 @@ def _server_process(port: int, ready: Any, uvloop: bool) -> None:
 
 
 async def _client(port: int, size: int, outstanding: int, seconds: float) -> tuple[int, float]:
-    client = TcpTransport("client", HOST, 0, {"server": (HOST, port)})
+    client = TcpTransport("client", HOST, 0, {"server": (HOST, port)}, secret=SECRET)
     payload = b"x" * size
     try:
         # Warm up: establish the connection before the clock starts.
@@ -64,7 +68,7 @@ async def _client(port: int, size: int, outstanding: int, seconds: float) -> tup
 
 
 async def _in_process(size: int, outstanding: int, seconds: float) -> tuple[int, float]:
-    server = TcpTransport("server", HOST, 0, {})
+    server = TcpTransport("server", HOST, 0, {}, secret=SECRET)
     await server.start(_echo)
     try:
         return await _client(server.port, size, outstanding, seconds)

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from .buckets import Resolver
 from .clock import Clock, SystemClock
-from .config import ClusterConfig, NodeSpec, load_config
+from .config import ClusterConfig, ConfigError, NodeSpec, load_config
 from .http import openapi
 from .http.admin import AdminHandlers
 from .http.audit import AuditHandlers
@@ -47,13 +47,13 @@ from .node.vnode import Vnodes
 from .records.audit import HEAD_META, AuditLog
 from .records.services import SEALED, RecordServices
 from .records.store import RecordStore
-from .security.secrets import cluster_secret, derive_key
+from .security.secrets import SecretError, cluster_secret, derive_key
 from .security.tls import server_context
 from .stats import NodeStats
 from .storage.base import Backend, StorageError
 from .storage.leveldb import LevelDBBackend
 from .transport.base import Transport
-from .transport.tcp import TcpTransport
+from .transport.tcp import TcpTransport, frame_limit
 
 log = logging.getLogger("spinekv.node")
 
@@ -93,10 +93,19 @@ class Node:
         self.coordinator = Coordinator(
             name, self.membership, self.vnodes, transport, self.now_us, self.coverage
         )
-        self.handoff = Handoff(name, self.membership, self.vnodes, transport, self._allow_mult_of)
+        self.handoff = Handoff(
+            name,
+            self.membership,
+            self.vnodes,
+            transport,
+            self._allow_mult_of,
+            batch_bytes=config.max_object_size,
+        )
         self.membership.listeners.append(self.handoff.kick)
         self.dispatch = self._dispatch_table()
         self._runner: web.AppRunner | None = None
+        # The node names in the config file as it is now, and the file's mtime they are from.
+        self._names_on_disk: tuple[int, frozenset[str]] = (0, frozenset())
 
     def _dispatch_table(self) -> Dispatcher:
         """Each internode message type to the part that owns it."""
@@ -155,9 +164,46 @@ class Node:
     def http_app(self) -> web.Application:
         return http_app(self)
 
+    def _admit(self, peer_hello: dict) -> str | None:
+        """Why a peer's hello is refused: another cluster or protocol, or a name this node
+        does not know. The transport then makes it prove the cluster secret."""
+        refusal = messages.hello_refusal(self.config.name, peer_hello)
+        if refusal is not None:
+            return refusal
+        name = peer_hello["name"]
+        if name == self.name:
+            return f"it claims this node's own name {name!r}"
+        if self._known_peer(name):
+            return None
+        return f"unknown node {name!r} (not in {self.config.path.name} nor in the ring)"
+
+    def _known_peer(self, name: str) -> bool:
+        """A node this one knows (its config, peers it learnt, ring members), or one the
+        config file names now: a node added to the file while the cluster runs."""
+        membership = self.membership
+        if name in membership.known() or membership.state.status(name) is not None:
+            return True
+        return name in self._config_file_names()
+
+    def _config_file_names(self) -> frozenset[str]:
+        # Parsed again only when the file changed: a stranger's hello costs one stat().
+        try:
+            stamp = self.config.path.stat().st_mtime_ns
+        except OSError:
+            return frozenset()
+        if stamp != self._names_on_disk[0]:
+            try:
+                names = frozenset(load_config(self.config.path).node_names())
+            except ConfigError as exc:
+                log.warning("cannot read %s for new node names: %s", self.config.path, exc)
+                names = self._names_on_disk[1]
+            self._names_on_disk = (stamp, names)
+        return self._names_on_disk[1]
+
     def _on_hello(self, peer_hello: dict) -> None:
-        """A peer this node's cluster.toml does not name (added to the file since we
-        started) becomes reachable at the address it gave, and is probed from now on."""
+        """An authenticated peer this node's cluster.toml does not name (added to the file
+        since we started) becomes reachable at the address it gave, and is probed from now
+        on. Only called once the peer proved the cluster secret."""
         update = getattr(self.transport, "update_peers", None)
         if update is None:  # a transport whose peers are fixed (the simulation's network)
             return
@@ -175,7 +221,7 @@ class Node:
         await self.transport.start(
             self.dispatch,
             hello=messages.hello(self.config.name, self.spec.host, self.spec.peer_port),
-            admit=functools.partial(messages.hello_refusal, self.config.name),
+            admit=self._admit,
             on_hello=self._on_hello,
         )
         self.membership.start()
@@ -232,12 +278,39 @@ def http_app(node: Node) -> web.Application:
     return app
 
 
-def build_node(config: ClusterConfig, name: str, backend: Backend) -> Node:
-    """A node over `backend` (its LevelDB files) and real TCP, as `spinekv up` runs it."""
+def peer_transport(
+    config: ClusterConfig,
+    name: str,
+    secret: bytes,
+    transport_class: type[TcpTransport] = TcpTransport,
+) -> TcpTransport:
+    """The peer port of node `name`: authenticated with the cluster secret (inside mutual
+    TLS when [tls] is set), with the [security] limits and frames sized to max_object_size."""
     spec = config.node(name)
     peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != name}
-    transport = TcpTransport(name, spec.host, spec.peer_port, peers)
-    return Node(config, name, backend=backend, transport=transport)
+    limits = config.security
+    return transport_class(
+        name,
+        spec.host,
+        spec.peer_port,
+        peers,
+        secret=secret,
+        tls=config.tls,
+        max_frame=frame_limit(config.max_object_size),
+        hello_timeout=limits.hello_timeout_ms / 1000,
+        max_unauthenticated=limits.max_unauthenticated_peers,
+        idle_timeout=limits.peer_idle_timeout_ms / 1000,
+    )
+
+
+def build_node(config: ClusterConfig, name: str, backend: Backend) -> Node:
+    """A node over `backend` (its LevelDB files) and real TCP, as `spinekv up` runs it."""
+    secret = cluster_secret(config.secret_file)
+    try:
+        transport = peer_transport(config, name, secret)
+    except (OSError, ssl.SSLError) as exc:  # the peer port's mutual-TLS files
+        raise _tls_failure(config, name, exc) from None
+    return Node(config, name, backend=backend, transport=transport, secret=secret)
 
 
 class CannotListen(Exception):
@@ -251,10 +324,15 @@ def _https_context(config: ClusterConfig, name: str) -> ssl.SSLContext | None:
     try:
         return server_context(config.tls, name, require_client_cert=False)
     except (OSError, ssl.SSLError) as exc:
-        raise CannotListen(
-            f"cannot load its TLS certificate {config.tls.cert_for(name)} "
-            f"(key {config.tls.key_for(name)}, CA {config.tls.ca}): {exc}"
-        ) from None
+        raise _tls_failure(config, name, exc) from None
+
+
+def _tls_failure(config: ClusterConfig, name: str, exc: Exception) -> CannotListen:
+    assert config.tls is not None
+    return CannotListen(
+        f"cannot load its TLS certificate {config.tls.cert_for(name)} "
+        f"(key {config.tls.key_for(name)}, CA {config.tls.ca}): {exc}"
+    )
 
 
 def _listen_failure(spec: NodeSpec, exc: OSError) -> CannotListen:
@@ -323,7 +401,7 @@ def run_node(config_path: str | Path, name: str) -> None:
         except ImportError:  # uvloop is a dependency, but the node still runs without it
             runner = asyncio.run
         runner(_serve(config, name, backend))
-    except CannotListen as exc:
+    except (CannotListen, SecretError) as exc:
         # One line, no traceback: `spinekv up` finds it in the log and shows it.
         raise SystemExit(f"node {name} cannot start: {exc}") from None
     finally:

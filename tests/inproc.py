@@ -11,7 +11,8 @@ from aiohttp import web
 
 from spinekv.config import load_config
 from spinekv.ring import primaries
-from spinekv.server import Node
+from spinekv.security.secrets import cluster_secret
+from spinekv.server import Node, peer_transport
 from spinekv.storage.memory import MemoryBackend
 from spinekv.transport.tcp import TcpTransport
 from tests.support import eventually, write_cluster_toml
@@ -20,9 +21,9 @@ from tests.support import eventually, write_cluster_toml
 def make_node(config, spec, backend, transport_class: type[TcpTransport] = TcpTransport):
     """A node over `backend`, its peers reached through `transport_class` (a fault-injecting
     subclass in some tests)."""
-    peers = {n.name: (n.host, n.peer_port) for n in config.nodes if n.name != spec.name}
-    transport = transport_class(spec.name, spec.host, spec.peer_port, peers)
-    node = Node(config, spec.name, backend=backend, transport=transport)
+    secret = cluster_secret(config.secret_file)
+    transport = peer_transport(config, spec.name, secret, transport_class)
+    node = Node(config, spec.name, backend=backend, transport=transport, secret=secret)
     node.handoff.interval = 0.2  # hand off promptly in tests
     return node
 

@@ -62,6 +62,7 @@ class Handoff:
         *,
         interval: float = 2.0,
         batch_objects: int = 500,
+        batch_bytes: int = 5 * 1024 * 1024,
         timeout: float = 30.0,
         max_rate: float = 2500.0,
     ) -> None:
@@ -71,6 +72,9 @@ class Handoff:
         self.transport = transport
         self.interval = interval
         self.batch_objects = batch_objects
+        # A batch never carries more object bytes than this (one bigger object goes alone),
+        # so it fits the transport's frame limit, which is sized to max_object_size.
+        self.batch_bytes = batch_bytes
         self.timeout = timeout
         # Objects/s this node sends at most. Handoff is background work: unpaced, a
         # returning node's senders take a whole core and foreground requests slow by half.
@@ -151,11 +155,17 @@ class Handoff:
         log.info("%s handoff of partition %d to %s starting", kind, partition, target)
         try:
             batch: list[list[bytes]] = []
+            size = 0
             for okey, value in self.vnodes.handoff_items(partition):
+                item = len(okey) + len(value)
+                if batch and size + item > self.batch_bytes:
+                    await self._send(partition, target, batch, record)
+                    batch, size = [], 0
                 batch.append([okey, value])
+                size += item
                 if len(batch) >= self.batch_objects:
                     await self._send(partition, target, batch, record)
-                    batch = []
+                    batch, size = [], 0
             if batch:
                 await self._send(partition, target, batch, record)
             record.done = True

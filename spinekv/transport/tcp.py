@@ -1,4 +1,12 @@
-"""TCP transport: length-prefixed msgpack frames, one pipelined connection per peer."""
+"""TCP transport: length-prefixed msgpack frames, one authenticated, pipelined link per peer.
+
+Every link opens with the handshake of security/handshake.py (inside mutual TLS
+when [tls] is set): no request is read, and none sent, before both ends proved
+they hold the cluster secret. What a stranger can make a node hold is bounded:
+at most `max_unauthenticated` sockets at once, each closed after `hello_timeout`,
+each buffering at most one read (256 KiB in asyncio and uvloop) plus one
+handshake frame (MAX_HANDSHAKE_FRAME); with the defaults about 8.3 MiB in all.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,9 @@ from typing import Any, cast
 
 import msgpack
 
+from spinekv.config import TlsSettings
+from spinekv.security import handshake as hs
+from spinekv.security.tls import client_context, peer_common_name, server_context
 from spinekv.transport.base import (
     Handler,
     RemoteError,
@@ -22,7 +33,7 @@ from spinekv.transport.base import (
     Unreachable,
 )
 
-__all__ = ["FrameTooLarge", "TcpTransport"]
+__all__ = ["MAX_HANDSHAKE_FRAME", "FrameTooLarge", "TcpTransport", "frame_limit"]
 
 log = logging.getLogger("spinekv.transport")
 
@@ -31,6 +42,22 @@ KIND_REQUEST = 0
 KIND_REPLY = 1
 KIND_ERROR = 2
 KIND_HELLO = 3
+KIND_CHALLENGE = 4
+KIND_PROOF = 5
+
+# A hello, challenge or proof is a few hundred bytes; until a link is authenticated
+# nothing bigger is read from it.
+MAX_HANDSHAKE_FRAME = 4096
+# What a message adds to the objects it carries: keys, clocks, msgpack, a handoff's ring.
+FRAME_OVERHEAD = 1 << 20
+
+
+def frame_limit(max_object_size: int) -> int:
+    """The largest frame between authenticated peers: an object of the largest size a
+    client may write and one sibling as large, plus overhead (handoff cuts its batches
+    to max_object_size)."""
+    return 2 * max_object_size + FRAME_OVERHEAD
+
 
 _HEADER = struct.Struct(">I")
 _pack_header = _HEADER.pack
@@ -60,7 +87,8 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, owner: TcpTransport) -> None:
         self.owner = owner
-        self.max_frame = owner.max_frame
+        # Raised to the owner's max_frame once the handshake succeeded.
+        self.max_frame = MAX_HANDSHAKE_FRAME
         self.transport: asyncio.Transport | None = None
         self.loop: asyncio.AbstractEventLoop  # set by connection_made
         self.closed = False
@@ -68,6 +96,9 @@ class _Connection(asyncio.Protocol):
         self._buf = bytearray()
         # Frames queued behind the first write of this loop iteration (None: nothing queued).
         self._wqueue: list[bytes] | None = None
+        # Traffic since the idle sweep last looked (a flag: cheaper than a clock per frame).
+        self.active = True
+        self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: uvloop's transports don't subclass asyncio.Transport.
@@ -87,6 +118,21 @@ class _Connection(asyncio.Protocol):
     def describe(self) -> str:
         return f"{self.role} connection {self.peername}"
 
+    def address(self) -> str:
+        peer = self.peername
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            return f"{peer[0]}:{peer[1]}"
+        return repr(peer)
+
+    def certificate_name(self) -> str | None:
+        """The CN of the certificate the other end presented (None without TLS)."""
+        assert self.transport is not None
+        return peer_common_name(self.transport.get_extra_info("ssl_object"))
+
+    def send_frame(self, kind: int, rid: int, body: Any) -> None:
+        payload = self.owner._packer.pack([kind, rid, body])
+        self.send(_pack_header(len(payload)) + payload)
+
     def send(self, frame: bytes) -> None:
         """Write one frame, coalescing the frames of one loop iteration into one syscall.
 
@@ -99,6 +145,7 @@ class _Connection(asyncio.Protocol):
             queue.append(frame)
             return
         self._wqueue = []
+        self.active = True
         self.loop.call_soon(self._flush)
         self.transport.write(frame)  # type: ignore[union-attr]
 
@@ -116,6 +163,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self.active = True
         buf = self._buf
         buf += data
         n = len(buf)
@@ -148,10 +196,13 @@ class _Connection(asyncio.Protocol):
                     error = f"malformed frame {_preview(frame)}"
                     break
                 error = self.frame_received(frame[0], frame[1], frame[2])
-                if error is not None:
+                if error is not None or self.closed:
                     break
         if error is not None:
             self.protocol_error(error)
+        elif self.closed:
+            # Closed by the frame (a refused handshake); the rest is never read.
+            self._buf = bytearray()
         elif pos == n:
             buf.clear()
         elif pos:
@@ -165,13 +216,8 @@ class _Connection(asyncio.Protocol):
         raise NotImplementedError
 
 
-def _read_hello(body: Any) -> dict[str, Any] | None:
-    """A hello as a map with a string "name"; a bare name is a peer that states nothing else."""
-    if isinstance(body, str):
-        return {"name": body}
-    if isinstance(body, dict) and isinstance(body.get("name"), str):
-        return body
-    return None
+# What a dialler hears when its proof (or a replay) fails: nothing about why.
+_AUTH_FAILED = "authentication failed"
 
 
 def _preview(value: Any, limit: int = 80) -> str:
@@ -189,6 +235,9 @@ class _Outbound(_Connection):
         self.peer = peer
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.drop_reason = f"connection to {peer} closed"
+        self.nonce = hs.new_nonce()
+        # True once the peer proved the secret and our proof is sent; False if it never will.
+        self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     def describe(self) -> str:
         return f"outbound connection to {self.peer} {self.peername}"
@@ -198,22 +247,28 @@ class _Outbound(_Connection):
         # Tracked from the start: a dial cancelled by close() right after connecting would
         # otherwise leave this link open with nobody holding it.
         self.owner._outbound.add(self)
-        # The hello goes out before any request so the peer can name the source of each one.
-        assert self.transport is not None
-        self.transport.write(self.owner._hello)
+        if self.owner._tls is not None and self.certificate_name() != self.peer:
+            self.refused(f"its certificate is for {self.certificate_name()!r}")
+            return
+        self.send_frame(KIND_HELLO, 0, {**self.owner._hello_fields, "nonce": self.nonce})
 
     def frame_received(self, kind: int, rid: int, body: Any) -> str | None:
+        if kind == KIND_ERROR and rid == 0:
+            # Request ids start at 1: an error for id 0 is the peer refusing our handshake.
+            reason = body if isinstance(body, str) else repr(body)
+            log.warning("%s refused us: %s", self.peer, reason)
+            self.drop(f"peer {self.peer} refused the connection: {reason}", mark_down=True)
+            return None
+        if not self.ready.done():
+            if kind != KIND_CHALLENGE:
+                return f"frame kind {kind} before the handshake's challenge"
+            self._answer(body)
+            return None
         if kind == KIND_REPLY:
             fut = self.pending.pop(rid, None)
             # None: the request timed out or was cancelled; a late reply is simply dropped.
             if fut is not None and not fut.done():
                 fut.set_result(body)
-            return None
-        if kind == KIND_ERROR and rid == 0:
-            # Request ids start at 1: an error for id 0 is the peer refusing our hello.
-            reason = body if isinstance(body, str) else repr(body)
-            log.warning("%s refused us: %s", self.peer, reason)
-            self.drop(f"peer {self.peer} refused the connection: {reason}", mark_down=True)
             return None
         if kind == KIND_ERROR:
             fut = self.pending.pop(rid, None)
@@ -221,6 +276,30 @@ class _Outbound(_Connection):
                 fut.set_exception(RemoteError(body if isinstance(body, str) else repr(body)))
             return None
         return f"unexpected frame kind {kind} from the accepting side"
+
+    def _answer(self, body: Any) -> None:
+        """Check the acceptor's proof; only a peer that holds the secret gets ours."""
+        challenge = hs.read_challenge(body)
+        if isinstance(challenge, str):
+            self.refused(challenge)
+            return
+        name, nonce_a, proof_a = challenge
+        owner = self.owner
+        if name != self.peer:
+            self.refused(f"it says it is {name!r}")
+            return
+        transcript = (owner._cluster, owner.name, self.peer, self.nonce, nonce_a)
+        if not hs.proof_matches(hs.accept_proof(owner._key, *transcript), proof_a):
+            self.refused("it does not hold the cluster secret")
+            return
+        self.send_frame(KIND_PROOF, 0, {"proof": hs.dial_proof(owner._key, *transcript)})
+        self.max_frame = owner.max_frame
+        self.ready.set_result(True)
+
+    def refused(self, reason: str) -> None:
+        """The acceptor failed our checks: log who and where, never send it our proof."""
+        log.warning("refused peer %r at %s: %s", self.peer, self.address(), reason)
+        self.drop(f"peer {self.peer} failed the handshake: {reason}", mark_down=True)
 
     def protocol_error(self, reason: str) -> None:
         log.warning("closing %s: %s", self.describe(), reason)
@@ -237,6 +316,8 @@ class _Outbound(_Connection):
         self.closed = True
         self.drop_reason = reason
         self._buf = bytearray()
+        if not self.ready.done():
+            self.ready.set_result(False)
         pending, self.pending = self.pending, {}
         for fut in pending.values():
             if not fut.done():
@@ -251,13 +332,20 @@ class _Outbound(_Connection):
 
 
 class _Inbound(_Connection):
-    """A link a peer dialled to us: carries its requests and our replies."""
+    """A link a peer dialled to us: carries its requests and our replies.
+
+    Until the handshake succeeds (`source` is set) only handshake frames are read, and
+    the link counts against the owner's cap on unauthenticated sockets.
+    """
 
     role = "inbound"
 
     def __init__(self, owner: TcpTransport) -> None:
         super().__init__(owner)
         self.source: str | None = None
+        # (hello, nonce_d, nonce_a) once the hello was admitted and challenged.
+        self._challenge: tuple[dict[str, Any], bytes, bytes] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     def describe(self) -> str:
         who = self.source if self.source is not None else "unidentified peer"
@@ -265,34 +353,113 @@ class _Inbound(_Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.owner._inbound.add(self)
-        self.owner.accepted += 1
+        owner = self.owner
+        owner.accepted += 1
+        if len(owner._unauthenticated) >= owner.max_unauthenticated:
+            if not owner._cap_logged:
+                # Once per burst: a flood must not flood the log too.
+                log.warning(
+                    "closing connections from %s and others: %d peers are already "
+                    "handshaking (max_unauthenticated_peers)",
+                    self.address(),
+                    len(owner._unauthenticated),
+                )
+                owner._cap_logged = True
+            self.closed = True
+            self.transport.abort()  # type: ignore[union-attr]
+            return
+        owner._inbound.add(self)
+        owner._unauthenticated.add(self)
+        self._deadline = self.loop.call_later(owner.hello_timeout, self._too_slow)
+
+    def _too_slow(self) -> None:
+        if self.source is None and not self.closed:
+            self.refuse(self._claimed_name(), f"no handshake within {self.owner.hello_timeout:g}s")
 
     def frame_received(self, kind: int, rid: int, body: Any) -> str | None:
-        if kind == KIND_REQUEST:
-            if self.source is None:
-                return "request before hello"
-            self._dispatch(rid, body)
+        if self.source is not None:
+            if kind == KIND_REQUEST:
+                self._dispatch(rid, body)
+                return None
+            return f"unexpected frame kind {kind} from the dialling side"
+        if kind == KIND_HELLO and self._challenge is None:
+            self._hello(body)
             return None
-        if kind == KIND_HELLO:
-            if self.source is not None:
-                return "second hello"
-            hello = _read_hello(body)
-            if hello is None:
-                return f"hello without a name {_preview(body)}"
-            owner = self.owner
-            refusal = None if owner._admit is None else owner._admit(hello)
-            if refusal is not None:
-                # Said to the peer (so its operator sees why), then the link is closed.
-                reply = owner._packer.pack([KIND_ERROR, 0, refusal])
-                self.send(_pack_header(len(reply)) + reply)
-                return f"refused {hello['name']}: {refusal}"
-            self.source = hello["name"]
-            owner.hellos[hello["name"]] = hello
-            if owner._on_hello is not None:
-                owner._on_hello(hello)
+        if kind == KIND_PROOF and self._challenge is not None:
+            self._proof(body)
             return None
-        return f"unexpected frame kind {kind} from the dialling side"
+        self.refuse(self._claimed_name(), f"frame kind {kind} before the handshake finished")
+        return None
+
+    def _claimed_name(self) -> str | None:
+        """The name a peer still handshaking gave in its hello (unproven), if it got that far."""
+        return None if self._challenge is None else self._challenge[0]["name"]
+
+    def _hello(self, body: Any) -> None:
+        owner = self.owner
+        read = hs.read_hello(body)
+        if isinstance(read, str):
+            self.refuse(None, read)
+            return
+        hello, nonce_d = read
+        name = hello["name"]
+        refusal = None if owner._admit is None else owner._admit(hello)
+        if refusal is None and owner._tls is not None and self.certificate_name() != name:
+            refusal = f"its certificate is for {self.certificate_name()!r}"
+        if refusal is not None:
+            # Said to the peer (so its operator sees why): none of it depends on the secret.
+            self.refuse(name, refusal, tell=refusal)
+            return
+        if owner._replays.seen(nonce_d, self.loop.time()):
+            self.refuse(name, "replayed handshake", tell=_AUTH_FAILED)
+            return
+        nonce_a = hs.new_nonce()
+        self._challenge = (hello, nonce_d, nonce_a)
+        cluster = hello.get("cluster") if isinstance(hello.get("cluster"), str) else ""
+        proof = hs.accept_proof(owner._key, cluster, name, owner.name, nonce_d, nonce_a)
+        self.send_frame(KIND_CHALLENGE, 0, {"name": owner.name, "nonce": nonce_a, "proof": proof})
+
+    def _proof(self, body: Any) -> None:
+        owner = self.owner
+        assert self._challenge is not None
+        hello, nonce_d, nonce_a = self._challenge
+        name = hello["name"]
+        cluster = hello.get("cluster") if isinstance(hello.get("cluster"), str) else ""
+        expected = hs.dial_proof(owner._key, cluster, name, owner.name, nonce_d, nonce_a)
+        if not hs.proof_matches(expected, hs.read_proof(body)):
+            self.refuse(name, "wrong secret", tell=_AUTH_FAILED)
+            return
+        owner._replays.remember(nonce_d, self.loop.time())
+        self._leave_handshake()
+        self.source = name
+        self.max_frame = owner.max_frame
+        owner.hellos[name] = hello
+        if owner._on_hello is not None:
+            owner._on_hello(hello)
+
+    def _leave_handshake(self) -> None:
+        """No longer counted, nor timed, as a stranger."""
+        owner = self.owner
+        owner._unauthenticated.discard(self)
+        if len(owner._unauthenticated) < owner.max_unauthenticated:
+            owner._cap_logged = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def refuse(self, name: str | None, reason: str, *, tell: str | None = None) -> None:
+        """Close a link whose handshake failed, logging who tried it and from where.
+
+        `tell` is what the dialler hears: only reasons that owe nothing to the secret.
+        """
+        who = repr(name) if name is not None else "?"
+        log.warning("refused peer %s from %s: %s", who, self.address(), reason)
+        if tell is not None:
+            self.send_frame(KIND_ERROR, 0, tell)
+        self.closed = True
+        self._buf = bytearray()
+        if self.transport is not None:
+            self.transport.close()
 
     def _dispatch(self, rid: int, body: Any) -> None:
         """Answer one request: at once if the handler returned a value, else from a task.
@@ -359,6 +526,7 @@ class _Inbound(_Connection):
         # replies are discarded. close() is what cancels them.
         self.closed = True
         self._buf = bytearray()
+        self._leave_handshake()
         self.owner._inbound.discard(self)
 
 
@@ -393,18 +561,29 @@ class TcpTransport:
         port: int,
         peers: Mapping[str, tuple[str, int]],
         *,
+        secret: bytes,
+        tls: TlsSettings | None = None,
         connect_timeout: float = 1.0,
         backoff_min: float = 0.05,
         backoff_max: float = 2.0,
-        max_frame: int = 64 * 1024 * 1024,
+        max_frame: int = frame_limit(5 * 1024 * 1024),
+        hello_timeout: float = 5.0,
+        max_unauthenticated: int = 32,
+        idle_timeout: float = 300.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
         if not 0 < backoff_min <= backoff_max:
             raise ValueError("need 0 < backoff_min <= backoff_max")
-        if not 0 < max_frame < 2**32:
-            raise ValueError("max_frame must be in 1 .. 2**32 - 1 (4-byte length prefix)")
+        if not MAX_HANDSHAKE_FRAME <= max_frame < 2**32:
+            raise ValueError(
+                f"max_frame must be in {MAX_HANDSHAKE_FRAME} .. 2**32 - 1 (4-byte length prefix)"
+            )
+        if not secret:
+            raise ValueError("the peer port never runs without the cluster secret")
+        if hello_timeout <= 0 or idle_timeout <= 0 or max_unauthenticated < 1:
+            raise ValueError("need hello_timeout > 0, idle_timeout > 0, max_unauthenticated >= 1")
         self.name = name
         self.host = host
         # Becomes the bound port after start() when 0 was asked for.
@@ -413,6 +592,24 @@ class TcpTransport:
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.max_frame = max_frame
+        self.hello_timeout = hello_timeout
+        self.max_unauthenticated = max_unauthenticated
+        self.idle_timeout = idle_timeout
+        self._key = hs.handshake_key(secret)
+        self._tls = tls
+        self._server_ssl = (
+            None if tls is None else server_context(tls, name, require_client_cert=True)
+        )
+        self._client_ssl = None if tls is None else client_context(tls, name)
+        if self._client_ssl is not None:
+            # Peers are named by their certificate's CN (checked against the name we dial),
+            # not by the address they listen on.
+            self._client_ssl.check_hostname = False
+        self._replays = hs.ReplayGuard()
+        # Inbound sockets still handshaking; past max_unauthenticated new ones are closed.
+        self._unauthenticated: set[_Inbound] = set()
+        self._cap_logged = False
+        self._sweeper: asyncio.TimerHandle | None = None
         # The reconnect backoff's clock. Deliberately not loop.time(): uvloop caches that per
         # iteration, and is_reachable() may be asked from outside a loop.
         self.monotonic = monotonic
@@ -432,9 +629,10 @@ class TcpTransport:
         self._closed = False
         self._admit: Callable[[dict[str, Any]], str | None] | None = None
         self._on_hello: Callable[[dict[str, Any]], None] | None = None
-        # The hello each peer that dialled us sent, by name (its protocol version, address...).
+        # The hello each authenticated peer that dialled us sent, by name (version, address...).
         self.hellos: dict[str, dict[str, Any]] = {}
-        self._set_hello({})
+        self._hello_fields: dict[str, Any] = {"name": name}
+        self._cluster = ""
         self.update_peers(peers)
 
     # -- membership -----------------------------------------------------------------------
@@ -468,10 +666,6 @@ class TcpTransport:
 
     # -- serving ----------------------------------------------------------------------------
 
-    def _set_hello(self, extra: Mapping[str, Any]) -> None:
-        hello = self._packer.pack([KIND_HELLO, 0, {**extra, "name": self.name}])
-        self._hello = _pack_header(len(hello)) + hello
-
     async def start(
         self,
         handler: Handler,
@@ -480,26 +674,62 @@ class TcpTransport:
         admit: Callable[[dict[str, Any]], str | None] | None = None,
         on_hello: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """Listen on (host, port) and answer every peer request with `handler`.
+        """Listen on (host, port) and answer every authenticated peer's requests with `handler`.
 
         `hello` adds fields to the hello this node sends first on every link it
-        dials; `admit` judges each peer's hello (a reason string refuses the link
-        before any request); `on_hello` hears each admitted one.
+        dials (its "cluster" goes into the handshake's proofs); `admit` judges each
+        peer's hello (a reason string refuses the link before any request); `on_hello`
+        hears each peer once it proved the secret.
         """
         if self._closed:
             raise RuntimeError("transport is closed")
         if self._server is not None:
             raise RuntimeError("transport already started")
         self._handler = handler
-        self._set_hello(hello or {})
+        self._hello_fields = {**(hello or {}), "name": self.name}
+        cluster = self._hello_fields.get("cluster")
+        self._cluster = cluster if isinstance(cluster, str) else ""
         self._admit = admit
         self._on_hello = on_hello
         self._loop = asyncio.get_running_loop()
         self._server = await self._loop.create_server(
-            lambda: _Inbound(self), self.host, self.port, reuse_address=True
+            lambda: _Inbound(self),
+            self.host,
+            self.port,
+            reuse_address=True,
+            ssl=self._server_ssl,
+            ssl_handshake_timeout=self.hello_timeout if self._server_ssl else None,
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
+        self._sweeper = self._loop.call_later(self.idle_timeout / 4, self._sweep_idle)
+
+    def _sweep_idle(self) -> None:
+        """Close links that carried nothing for idle_timeout (a quarter of it is the grain).
+
+        Our own links close only with nothing pending, and quietly: the peer is not down,
+        the next request dials again. A peer's link to us gets twice as long, so the
+        dialler, which knows when nothing is in flight, is the one that normally closes.
+        """
+        assert self._loop is not None
+        now = self._loop.time()
+        for conn in list(self._outbound):
+            if self._idle(conn, now, self.idle_timeout) and not conn.pending:
+                log.debug("closing %s: idle", conn.describe())
+                conn.drop(f"connection to {conn.peer} closed when idle", mark_down=False)
+        for inbound in list(self._inbound):
+            if inbound.source is not None and self._idle(inbound, now, 2 * self.idle_timeout):
+                log.info("closing %s: idle for %gs", inbound.describe(), 2 * self.idle_timeout)
+                inbound.abort()
+        self._sweeper = self._loop.call_later(self.idle_timeout / 4, self._sweep_idle)
+
+    @staticmethod
+    def _idle(conn: _Connection, now: float, timeout: float) -> bool:
+        if conn.active:
+            conn.active = False
+            conn.idle_since = now
+            return False
+        return now - conn.idle_since >= timeout
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)  # type: ignore[union-attr]
@@ -622,17 +852,29 @@ class TcpTransport:
         # Dial from our own address, so a firewall rule on a (from, to) address pair cuts
         # exactly one link; a wildcard listener leaves the choice to the kernel.
         local = None if self.host in ("", "0.0.0.0", "::") else (self.host, 0)
+        conn: _Outbound | None = None
         try:
+            # The deadline covers the handshake too: a peer that connects but never
+            # proves the secret is as unreachable as one that never answers.
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Outbound(self, state.name), host, port, local_addr=local
+                    lambda: _Outbound(self, state.name),
+                    host,
+                    port,
+                    local_addr=local,
+                    ssl=self._client_ssl,
+                    server_hostname=state.name if self._client_ssl else None,
                 )
+                await conn.ready
         except Exception as exc:
             if isinstance(exc, TimeoutError):
-                detail = f"connect timed out after {self.connect_timeout:g}s"
+                step = "connect" if conn is None else "handshake"
+                detail = f"{step} timed out after {self.connect_timeout:g}s"
             else:
                 detail = f"{type(exc).__name__}: {exc}"
             reason = f"cannot connect to {state.name} at {host}:{port}: {detail}"
+            if conn is not None:
+                conn.drop(reason, mark_down=False)
             if not self._closed and self._peers.get(state.name) is state:
                 self._mark_down(state, reason)
             return reason
@@ -642,7 +884,10 @@ class TcpTransport:
             conn.drop("transport closed or peer changed while connecting", mark_down=False)
             return f"peer {state.name} was closed or changed while connecting"
         if conn.closed:
-            return f"connection to {state.name} dropped right after connecting"
+            # Refused, or the peer failed our checks: down, as any failed dial.
+            if self._peers.get(state.name) is state:
+                self._mark_down(state, conn.drop_reason)
+            return conn.drop_reason
         state.conn = conn
         state.backoff = self.backoff_min
         state.down_until = 0.0
@@ -683,6 +928,8 @@ class TcpTransport:
         if self._closed:
             return
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         server = self._server
         if server is not None:
             server.close()

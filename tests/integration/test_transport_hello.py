@@ -14,6 +14,7 @@ import pytest
 from spinekv.node import messages
 from spinekv.transport.base import Unreachable
 from spinekv.transport.tcp import TcpTransport
+from tests.peer_support import SECRET
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,7 +28,7 @@ async def echo(source: str, message: Any) -> Any:
 @contextlib.asynccontextmanager
 async def server(cluster: str, heard: list[dict]) -> AsyncIterator[TcpTransport]:
     """A node of `cluster` that admits hellos by the node's rule and records those it hears."""
-    node = TcpTransport("server", HOST, 0, {})
+    node = TcpTransport("server", HOST, 0, {}, secret=SECRET)
     await node.start(
         echo,
         hello=messages.hello(cluster, HOST, 0),
@@ -42,7 +43,7 @@ async def server(cluster: str, heard: list[dict]) -> AsyncIterator[TcpTransport]
 
 async def dial(port: int, hello: dict[str, Any]) -> tuple[TcpTransport, Any]:
     """A client that says `hello` and sends one request; (its transport, reply or error)."""
-    client = TcpTransport("client", HOST, 0, {"server": (HOST, port)})
+    client = TcpTransport("client", HOST, 0, {"server": (HOST, port)}, secret=SECRET)
     await client.start(echo, hello=hello)
     try:
         return client, await client.request("server", ["hi"], 5.0)
@@ -85,5 +86,6 @@ async def test_a_peer_of_another_cluster_or_version_is_refused_with_the_reason(
     assert not reachable  # the refusal marks the link down, as any failed link
     assert heard == []  # nothing refused is heard, and no request was served
     assert any(
-        "refused client" in r.getMessage() and reason in r.getMessage() for r in caplog.records
+        "refused peer 'client' from 127.0.0.1:" in r.getMessage() and reason in r.getMessage()
+        for r in caplog.records
     )

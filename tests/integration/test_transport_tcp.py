@@ -15,13 +15,15 @@ from typing import Any
 import msgpack
 import pytest
 
+from spinekv.security.handshake import new_nonce
 from spinekv.transport.base import (
     RemoteError,
     RequestTimeout,
     TransportError,
     Unreachable,
 )
-from spinekv.transport.tcp import FrameTooLarge, TcpTransport
+from spinekv.transport.tcp import MAX_HANDSHAKE_FRAME, FrameTooLarge, TcpTransport
+from tests.peer_support import SECRET, frame, handshake, hello, read_frame
 from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,11 +55,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def frame(obj: Any) -> bytes:
-    payload = msgpack.packb(obj, use_bin_type=True)
-    return struct.pack(">I", len(payload)) + payload
-
-
 @contextlib.asynccontextmanager
 async def pair(
     handler_a: Callable[[str, Any], Awaitable[Any]] = echo,
@@ -65,8 +62,8 @@ async def pair(
     **kwargs: Any,
 ) -> AsyncIterator[tuple[TcpTransport, TcpTransport]]:
     """Two started transports, "a" and "b", that know each other's (ephemeral) ports."""
-    a = TcpTransport("a", HOST, 0, {}, **kwargs)
-    b = TcpTransport("b", HOST, 0, {}, **kwargs)
+    a = TcpTransport("a", HOST, 0, {}, secret=SECRET, **kwargs)
+    b = TcpTransport("b", HOST, 0, {}, secret=SECRET, **kwargs)
     try:
         await a.start(handler_a)
         await b.start(handler_b)
@@ -79,11 +76,14 @@ async def pair(
         await b.close()
 
 
-async def server_closes(port: int, data: bytes) -> bytes:
-    """Send raw bytes to a transport's server; return what it sent back before closing."""
+async def server_closes(port: int, data: bytes, *, authenticate: bool = False) -> bytes:
+    """Send raw bytes to a transport's server (after a good handshake if `authenticate`);
+    return what it sent back before closing (the handshake's challenge excluded)."""
     reader, writer = await asyncio.open_connection(HOST, port)
     received = bytearray()
     try:
+        if authenticate:
+            await handshake(reader, writer, "raw")
         writer.write(data)
         async with asyncio.timeout(3):
             while chunk := await reader.read(65536):
@@ -154,7 +154,7 @@ async def scenario_peer_restart() -> None:
         assert time.monotonic() - t0 < 1.0
         assert cancelled == 5, "close() must cancel running handler tasks"
 
-        b2 = TcpTransport("b", HOST, port, {"a": (HOST, a.port)})
+        b2 = TcpTransport("b", HOST, port, {"a": (HOST, a.port)}, secret=SECRET)
         await b2.start(echo)
         try:
             assert await reconnected(a, "again") == ["a", "again"]
@@ -169,26 +169,46 @@ async def scenario_malformed_input() -> None:
         assert await a.request("b", 1, 2.0) == ["a", 1]
         bad_inputs = [
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # ASCII read as a huge length prefix
-            struct.pack(">I", (1 << 20) + 1) + b"x",  # oversize length
+            struct.pack(">I", MAX_HANDSHAKE_FRAME + 1) + b"x",  # too big before the handshake
             struct.pack(">I", 1) + b"\xc1",  # 0xc1 is never valid msgpack
             struct.pack(">I", 0),  # empty frame
             frame({"kind": 0}),  # valid msgpack, wrong shape
             frame([0, 1]),  # too short
             frame([0, "1", "x"]),  # non-int request id
             frame([0, 1, "x"]),  # request before hello
-            frame([3, 0, "z"]) + frame([9, 1, None]),  # unknown kind
-            frame([3, 0, "z"]) + frame([1, 1, "x"]),  # a reply sent to the accepting side
+            frame([3, 0, "z"]),  # hello with a bare name (no nonce)
+            frame([3, 0, {"name": "z"}]),  # hello without a nonce
             frame([3, 0, 42]),  # hello without a name
-            frame([3, 0, "z"]) + frame([3, 0, "z"]),  # second hello
+            frame([5, 0, {"proof": b"p" * 32}]),  # proof before hello
             struct.pack(">I", 5) + b"\xdd\xff\xff\xff\xff",  # claims a 4-billion-item array
             bytes(random.Random(7).randrange(256) for _ in range(4096)),
         ]
-        for data in bad_inputs:
-            assert await server_closes(b.port, data) == b""
+        challenged = [
+            frame([9, 1, None]),  # unknown kind
+            frame([1, 1, "x"]),  # a reply sent to the accepting side
+            hello("z", new_nonce()),  # second hello
+            frame([0, 1, "x"]),  # request before the proof
+        ]
+        after_auth = [
+            frame([9, 1, None]),  # unknown kind
+            frame([3, 0, "z"]),  # hello again
+            struct.pack(">I", b.max_frame + 1) + b"x",  # over max_frame
+        ]
+        # (bytes, after a good handshake?, whether a challenge comes back before the close)
+        sessions = [(data, False, False) for data in bad_inputs]
+        sessions += [(hello("z", new_nonce()) + data, False, True) for data in challenged]
+        sessions += [(data, True, False) for data in after_auth]
+        for data, authenticate, challenge in sessions:
+            reply = await server_closes(b.port, data, authenticate=authenticate)
+            if challenge:
+                # The hello was good: its challenge came back, and nothing else.
+                assert msgpack.unpackb(reply[4:], raw=False)[0] == 4
+            else:
+                assert reply == b""
             # The node keeps serving its real peers, on the existing connection...
             assert await a.request("b", "still", 2.0) == ["a", "still"]
         # ...and on new ones.
-        c = TcpTransport("c", HOST, 0, {"b": (HOST, b.port)})
+        c = TcpTransport("c", HOST, 0, {"b": (HOST, b.port)}, secret=SECRET)
         try:
             assert await c.request("b", "new", 2.0) == ["c", "new"]
         finally:
@@ -221,8 +241,13 @@ async def test_malformed_input_closes_only_that_connection(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         await scenario_malformed_input()
-    closing = [r for r in caplog.records if r.name == LOGGER and "closing" in r.getMessage()]
-    assert len(closing) >= 14
+    # A failed handshake is logged as "refused peer ...", any other bad input as "closing".
+    closing = [
+        r
+        for r in caplog.records
+        if r.name == LOGGER and ("closing" in r.getMessage() or "refused" in r.getMessage())
+    ]
+    assert len(closing) >= 21
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -247,11 +272,12 @@ async def test_wire_format_with_a_raw_client() -> None:
     async with pair(handler_b=record) as (_, b):
         reader, writer = await asyncio.open_connection(HOST, b.port)
         try:
-            writer.write(frame([3, 0, "raw"]) + frame([0, 41, "x"]) + frame([0, 42, "fail"]))
+            await handshake(reader, writer, "raw")
+            # Requests may follow the proof at once, pipelined.
+            writer.write(frame([0, 41, "x"]) + frame([0, 42, "fail"]))
             replies = {}
             for _ in range(2):
-                (size,) = struct.unpack(">I", await reader.readexactly(4))
-                kind, rid, body = msgpack.unpackb(await reader.readexactly(size), raw=False)
+                kind, rid, body = await read_frame(reader)
                 replies[rid] = (kind, body)
         finally:
             writer.close()
@@ -308,8 +334,10 @@ async def test_handler_exception_is_a_remote_error(caplog: pytest.LogCaptureFixt
 
 async def test_unreachable_then_recovers() -> None:
     port = free_port()
-    a = TcpTransport("a", HOST, 0, {"a": (HOST, 1), "b": (HOST, port)}, backoff_min=0.05)
-    b = TcpTransport("b", HOST, port, {})
+    a = TcpTransport(
+        "a", HOST, 0, {"a": (HOST, 1), "b": (HOST, port)}, secret=SECRET, backoff_min=0.05
+    )
+    b = TcpTransport("b", HOST, port, {}, secret=SECRET)
     try:
         assert a.is_reachable("b"), "never tried counts as reachable"
         t0 = time.monotonic()
@@ -338,11 +366,12 @@ async def test_backoff_doubles_caps_and_resets() -> None:
         HOST,
         0,
         {"b": (HOST, port)},
+        secret=SECRET,
         backoff_min=0.1,
         backoff_max=0.4,
         monotonic=lambda: clock[0],
     )
-    b = TcpTransport("b", HOST, port, {})
+    b = TcpTransport("b", HOST, port, {}, secret=SECRET)
     try:
         for expected_delay in (0.1, 0.2, 0.4, 0.4):
             dialled = a.dialled
@@ -422,7 +451,7 @@ async def test_bad_replies_from_a_peer_mark_it_down(caplog: pytest.LogCaptureFix
 
     server = await asyncio.start_server(liar, HOST, 0)
     port = server.sockets[0].getsockname()[1]
-    a = TcpTransport("a", HOST, 0, {"liar": (HOST, port)})
+    a = TcpTransport("a", HOST, 0, {"liar": (HOST, port)}, secret=SECRET)
     try:
         with (
             caplog.at_level(logging.WARNING, logger=LOGGER),
@@ -430,7 +459,11 @@ async def test_bad_replies_from_a_peer_mark_it_down(caplog: pytest.LogCaptureFix
         ):
             await a.request("liar", "x", 5.0)
         assert not a.is_reachable("liar")
-        assert any("unexpected frame kind 0" in r.getMessage() for r in caplog.records)
+        # It sent a request where the handshake's challenge belongs.
+        assert any(
+            "frame kind 0 before the handshake's challenge" in r.getMessage()
+            for r in caplog.records
+        )
         await asyncio.wait_for(hung_up.wait(), 3.0)
     finally:
         await a.close()
@@ -440,11 +473,11 @@ async def test_bad_replies_from_a_peer_mark_it_down(caplog: pytest.LogCaptureFix
 
 async def test_frame_size_limits() -> None:
     async def big(source: str, message: Any) -> Any:
-        return b"x" * 4096 if message == "big" else message
+        return b"x" * 16384 if message == "big" else message
 
-    async with pair(handler_b=big, max_frame=2048) as (a, _):
+    async with pair(handler_b=big, max_frame=8192) as (a, _):
         with pytest.raises(FrameTooLarge):
-            await a.request("b", b"y" * 4096, 2.0)
+            await a.request("b", b"y" * 16384, 2.0)
         with pytest.raises(RemoteError, match="FrameTooLarge"):
             await a.request("b", "big", 2.0)
         assert await a.request("b", b"z" * 1000, 2.0) == b"z" * 1000
@@ -459,7 +492,7 @@ async def test_large_message_roundtrip() -> None:
 
 async def test_update_peers_add_move_remove() -> None:
     async with pair() as (a, b):
-        c = TcpTransport("c", HOST, 0, {})
+        c = TcpTransport("c", HOST, 0, {}, secret=SECRET)
         await c.start(echo)
         try:
             with pytest.raises(Unreachable):
@@ -467,10 +500,21 @@ async def test_update_peers_add_move_remove() -> None:
             a.update_peers({"a": (HOST, a.port), "b": (HOST, b.port), "c": (HOST, c.port)})
             assert await a.request("c", "x", 1.0) == ["a", "x"]
 
-            # "b" moves to c's address: the old link is dropped and the new address dialled.
+            # "b" moves to c's address: the old link is dropped and the new address dialled,
+            # where c answers the handshake under its own name and is refused.
             a.update_peers({"b": (HOST, c.port), "c": (HOST, c.port)})
-            assert await a.request("b", "y", 1.0) == ["a", "y"]
+            with pytest.raises(Unreachable, match="it says it is 'c'"):
+                await a.request("b", "y", 1.0)
             assert c.accepted == 2
+            # "b" restarted on a new port: found there.
+            b2 = TcpTransport("b", HOST, 0, {}, secret=SECRET)
+            await b2.start(echo)
+            try:
+                a.update_peers({"b": (HOST, b2.port), "c": (HOST, c.port)})
+                assert await a.request("b", "y", 1.0) == ["a", "y"]
+                assert b2.accepted == 1
+            finally:
+                await b2.close()
 
             a.update_peers({"c": (HOST, c.port)})
             with pytest.raises(Unreachable):

@@ -140,3 +140,25 @@ async def test_data_arriving_for_a_pending_move_is_not_sent_back():
     assert all(p != 4 for p, _, _ in handoff.pending())
     await handoff.run_once()
     assert backend.get(4, b"k") == b"v"
+
+
+async def test_batches_are_cut_by_bytes_so_each_fits_a_frame():
+    backend = MemoryBackend()
+    for i in range(6):
+        backend.put(4, b"k%d" % i, b"x" * 400)
+    sizes: list[int] = []
+    transport = RecordingTransport(backend)
+
+    async def recording(peer, message, timeout):
+        sizes.append(sum(len(k) + len(v) for k, v in messages.decode(message).items))
+        return await RecordingTransport.request(transport, peer, message, timeout)
+
+    transport.request = recording  # type: ignore[method-assign]
+    vnodes = Vnodes("fallback", backend, random.Random(1))
+    handoff = Handoff(
+        "fallback", FakeMembership(), vnodes, transport, lambda t, b: True, batch_bytes=1000
+    )
+    assert await handoff.run_once() == 6
+    # 402 bytes an item: two fit in 1000, a third would not.
+    assert sizes == [804, 804, 804]
+    assert len(transport.received) == 6
