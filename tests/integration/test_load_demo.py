@@ -127,7 +127,9 @@ async def test_load_people_creates_readable_patients_and_scrs_across_nodes(
 
 
 def invoke(config: Path, *args: str):
-    return CliRunner().invoke(cli_records.load_demo, ["--config", str(config), *args])
+    """load-demo as the test cluster's clinical user (its file holds only the token's hash)."""
+    token = [] if "--token" in args else ["--token", TOKENS["clinical"]]
+    return CliRunner().invoke(cli_records.load_demo, ["--config", str(config), *token, *args])
 
 
 async def test_load_demo_command_loads_refuses_a_seed_twice_and_a_cluster_that_is_down(
