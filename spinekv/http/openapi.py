@@ -261,10 +261,16 @@ def document(routes: Iterable[web.AbstractRouteDef]) -> Json:
     }
 
 
-def add_routes(app: web.Application, routes: Sequence[web.AbstractRouteDef]) -> None:
-    """Register `routes` on `app`, and keep their document for GET /openapi.json."""
-    app.add_routes(routes)
-    app[DOCUMENT] = json.dumps(document(routes), indent=1).encode()
+def add_routes(app: web.Application, routes: Sequence[api.Route]) -> None:
+    """Register `routes` on `app`, keep their document for GET /openapi.json, and each
+    registered route's permission for the security middleware."""
+    described = json.dumps(document(routes), indent=1).encode()  # refuses an undescribed route
+    permissions = {}
+    for route in routes:
+        for registered in route.register(app.router):
+            permissions[registered] = route.operation.permission
+    app[api.PERMISSION_OF] = permissions
+    app[DOCUMENT] = described
 
 
 def _operation(route: api.Route) -> Json:
@@ -280,6 +286,7 @@ def _operation(route: api.Route) -> Json:
         "tags": [op.tag],
         "parameters": parameters,
         "responses": op.responses,
+        "x-spinekv-permission": op.permission,
     }
     if op.body is not None:
         described["requestBody"] = op.body
