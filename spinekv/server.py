@@ -38,6 +38,7 @@ from .http.scr import ScrRoutes
 from .http.security import AUTHENTICATOR, security_middleware
 from .http.service import ServiceHandlers, stats_middleware
 from .http.trace import TraceRoutes
+from .http.users import UserHandlers
 from .node import messages
 from .node.coordinator import Coordinator
 from .node.coverage import Coverage
@@ -280,6 +281,7 @@ def http_app(node: Node) -> web.Application:
         KVHandlers(config, coordinator, node.now_us, props_of=props_of),
         PropsHandlers(config, node.membership),
         AdminHandlers(config, coordinator, node.handoff),
+        UserHandlers(config, node.membership),
         ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
         PdsRoutes(node.records),

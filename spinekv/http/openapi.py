@@ -47,6 +47,7 @@ PARAMETERS: Json = {
     "field": api.path("field", "Index name ending _bin or _int, or $bucket / $key."),
     "start": api.path("start", "The term to match, or the first term of a range."),
     "end": api.path("end", "The last term of a range."),
+    "user": api.path("user", "A user's name (spinekv admin user)."),
     "r": api.query("r", _QUORUM, "Read quorum: replies needed before answering."),
     "pr": api.query("pr", _QUORUM, "Primary read quorum: replies from primaries needed."),
     "w": api.query("w", _QUORUM, "Write quorum: acknowledgements needed."),
