@@ -107,6 +107,9 @@ def security_middleware(config: ClusterConfig) -> Callable[..., Awaitable[web.St
         except Refusal as refusal:
             log_refusal(request, refusal)
             return refusal_response(request, refusal)
+        except HttpError as error:  # a path that does not decode: refused as the handler would
+            answer = json_answer if request.path.startswith("/admin") else text_answer
+            return answer(error)
         except Exception:  # never fail open
             log.exception(
                 "refused %s %s from %s: the check failed",
