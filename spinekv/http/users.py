@@ -91,8 +91,9 @@ class UserHandlers:
 
     @_guarded
     async def delete_user(self, request: web.Request) -> web.StreamResponse:
-        self._change(users.delete_user, path_names(request)["user"])
-        return web.Response(status=204)
+        name = path_names(request)["user"]
+        self._change(users.delete_user, name)
+        return web.json_response({"name": name, "deleted": True})
 
     @_guarded
     async def grant(self, request: web.Request) -> web.StreamResponse:
@@ -152,7 +153,7 @@ _DELETE = api.Operation(
     permission="admin",
     summary="Delete a user (a cluster.toml user too: it stays deleted)",
     tag="admin",
-    responses={"204": api.response("NoContent"), **_REFUSED},
+    responses={"200": api.json_answer({"type": "object"}, "{name, deleted: true}"), **_REFUSED},
 )
 _GRANT = api.Operation(
     permission="admin",
