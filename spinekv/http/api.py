@@ -26,6 +26,9 @@ BOOL = {"type": "string", "enum": ["true", "false"]}
 OPEN = "open"
 USER = "user"
 RECORDS = "records"
+# Reading bucket or type props: `props` or `get` on that scope (Riak's get_bucket and
+# get_bucket_type are apart from set_bucket; its clients read a type's props before a write).
+PROPS_READ = "props or get"
 # Each route the app registered (a GET's HEAD twin too) -> its Operation's permission.
 PERMISSION_OF = web.AppKey("permission_of", dict)
 
@@ -40,7 +43,8 @@ class Operation:
 
     `permission` is what a caller must hold (http/security.py enforces it): one of
     config.PERMISSIONS, checked on the route's bucket type and bucket (a route without
-    them is cluster-wide); USER for any authenticated user; OPEN for anyone; RECORDS
+    them is cluster-wide); PROPS_READ for reading props; USER for any authenticated user;
+    OPEN for anyone; RECORDS
     for the record API, which checks its callers itself (http/records.py).
     """
 

@@ -195,7 +195,7 @@ _PROPS_SET = {
     "415": api.response("Json"),
 }
 _BUCKET_PROPS = api.Operation(
-    permission="props",
+    permission=api.PROPS_READ,
     summary="Bucket properties (the type's props layered with the bucket's)",
     tag="props",
     responses=_PROPS_ANSWER,
@@ -214,7 +214,10 @@ _RESET_BUCKET_PROPS = api.Operation(
     responses={"204": api.response("NoContent"), "404": api.response("NotFound")},
 )
 _TYPE_PROPS = api.Operation(
-    permission="props", summary="Bucket type properties", tag="props", responses=_PROPS_ANSWER
+    permission=api.PROPS_READ,
+    summary="Bucket type properties",
+    tag="props",
+    responses=_PROPS_ANSWER,
 )
 _SET_TYPE_PROPS = api.Operation(
     permission="props",

@@ -91,7 +91,8 @@ def security_middleware(config: ClusterConfig) -> Callable[..., Awaitable[web.St
         if permission == api.USER:
             return
         bucket_type, bucket = scope(request)
-        if not permitted(user.grants, permission, bucket_type, bucket, protected):
+        needed = ("props", "get") if permission == api.PROPS_READ else (permission,)
+        if not any(permitted(user.grants, p, bucket_type, bucket, protected) for p in needed):
             where = "the cluster" if bucket_type is None else bucket_type
             if bucket is not None:
                 where += f"/{bucket}"
