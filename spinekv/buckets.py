@@ -17,6 +17,11 @@ clock. The keys:
   Each node writes only its own (`acknowledge`); they travel with the rest.
 - (BUCKET, T, B) -> {prop: value} or None: the props bucket B of type T sets
   over its type's, in Riak's JSON form; None once reset (DELETE).
+- (USER, "", NAME) -> a user (role, secret hashes, grants) or None once deleted;
+  security/users.py reads and writes these, over cluster.toml's [[user]] tables.
+
+The record API's bucket type is protected: whoever asks, its props (type and
+bucket level) cannot be changed to what the record layer cannot work with.
 
 A bucket's effective props are its type's layered with its own. The
 `default` type's props are [bucket_defaults] of cluster.toml, and the types
@@ -34,12 +39,13 @@ from typing import Any
 import msgpack
 
 from .config import ClusterConfig
-from .props import BucketProps, PropsError, coerce_props, props_problems
+from .props import BucketProps, PropsError, coerce_props, props_problems, protected_problems
 
 TYPE = "type"
 SEEN = "seen"
 BUCKET = "bucket"
-KINDS = (TYPE, SEEN, BUCKET)
+USER = "user"
+KINDS = (TYPE, SEEN, BUCKET, USER)
 
 DEFAULT_TYPE = "default"
 
@@ -172,6 +178,8 @@ def _check_value(kind: str, value: Any) -> None:
         )
     elif kind == SEEN:
         ok = isinstance(value, list) and len(value) == 2
+    elif kind == USER:
+        ok = value is None or (isinstance(value, dict) and isinstance(value.get("grants"), list))
     else:
         ok = value is None or isinstance(value, dict)
     if not ok:
@@ -300,8 +308,11 @@ def _check_read_only(changes: Mapping[str, Any], shown: Mapping[str, Any]) -> di
     return {k: v for k, v in changes.items() if k not in READ_ONLY}
 
 
-def _validated(current: BucketProps, changes: Mapping[str, Any], *, typed: bool) -> BucketProps:
-    """`current` with `changes`, as an update (a bucket's or an active type's) may make them."""
+def _validated(
+    current: BucketProps, changes: Mapping[str, Any], *, typed: bool, protected: bool
+) -> BucketProps:
+    """`current` with `changes`, as an update (a bucket's or an active type's) may make them;
+    `protected` for the record API's bucket type."""
     try:
         new = current.updated(changes)
         errors: dict[str, str] = {}
@@ -315,6 +326,8 @@ def _validated(current: BucketProps, changes: Mapping[str, Any], *, typed: bool)
     if errors:
         raise PropsError(errors)
     problems = props_problems(new, typed=typed)
+    if protected:
+        problems.update(protected_problems(new))
     if problems:
         raise PropsError(problems)
     return new
@@ -343,7 +356,12 @@ def set_bucket_props(
         raise UnknownBucketType(f"unknown bucket type {type_name!r}")
     shown = render_bucket(meta, type_name, bucket, current)
     settable = _check_read_only(changes, shown)
-    new = _validated(current, settable, typed=type_name != DEFAULT_TYPE)
+    new = _validated(
+        current,
+        settable,
+        typed=type_name != DEFAULT_TYPE,
+        protected=type_name == config.records.bucket_type,
+    )
     if not settable:
         return meta  # a GET's body sent back unchanged: nothing to store or gossip
     stored = {**bucket_overrides(meta, type_name, bucket), **new.to_json(settable)}
@@ -390,6 +408,8 @@ def create_type(
     settable = {k: v for k, v in changes.items() if k not in READ_ONLY}
     props = config.type_defaults.updated(settable)
     problems = props_problems(props, typed=True)
+    if name == config.records.bucket_type:
+        problems.update(protected_problems(props))
     if problems:
         raise PropsError(problems)
     value = {"props": props.to_json(), "active": False, "claimant": me}
@@ -436,7 +456,7 @@ def update_type(
             raise UnknownBucketType(f"{name} is not an existing bucket type")
         raise BucketTypeConflict(f"{name} is not active; activate it first")
     settable = _check_read_only(changes, render_type(meta, name, current))
-    new = _validated(current, settable, typed=True)
+    new = _validated(current, settable, typed=True, protected=name == config.records.bucket_type)
     value = {"props": new.to_json(), "active": True, "claimant": claimant(meta, name)}
     return meta.put((TYPE, name, ""), value, now_us, me)
 

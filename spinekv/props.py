@@ -251,6 +251,21 @@ def props_problems(props: BucketProps, *, typed: bool) -> dict[str, str]:
     return problems
 
 
+def protected_problems(props: BucketProps) -> dict[str, str]:
+    """What the record API's bucket types may never be changed to while the cluster runs:
+    its concurrent writes need siblings, and its records three replicas."""
+    problems: dict[str, str] = {}
+    if not props.allow_mult:
+        problems["allow_mult"] = "allow_mult must stay true on the record API's bucket type"
+    if props.n_val < 3:
+        problems["n_val"] = f"n_val={props.n_val}: the record API's bucket type keeps n_val >= 3"
+    if props.last_write_wins:
+        problems["last_write_wins"] = (
+            "last_write_wins must stay false on the record API's bucket type"
+        )
+    return problems
+
+
 def type_defaults(defaults: BucketProps) -> BucketProps:
     # Riak's created types have allow_mult and dvv_enabled on; dvv_enabled stays off where
     # the defaults ask for last_write_wins, which Riak refuses alongside it.

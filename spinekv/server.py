@@ -35,8 +35,10 @@ from .http.props import PropsHandlers
 from .http.query import QueryHandlers
 from .http.records import records_middleware
 from .http.scr import ScrRoutes
+from .http.security import AUTHENTICATOR, security_middleware
 from .http.service import ServiceHandlers, stats_middleware
 from .http.trace import TraceRoutes
+from .http.users import UserHandlers
 from .node import messages
 from .node.coordinator import Coordinator
 from .node.coverage import Coverage
@@ -47,8 +49,11 @@ from .node.vnode import Vnodes
 from .records.audit import HEAD_META, AuditLog
 from .records.services import SEALED, RecordServices
 from .records.store import RecordStore
-from .security.secrets import SecretError, cluster_secret, derive_key
+from .security.auth import Authenticator
+from .security.secrets import DEMO_TOKENS, SecretError, cluster_secret, derive_key
+from .security.sources import client_address
 from .security.tls import server_context
+from .security.users import Users, demo_users
 from .stats import NodeStats
 from .storage.base import Backend, StorageError
 from .storage.leveldb import LevelDBBackend
@@ -86,6 +91,9 @@ class Node:
         )
         # (type, bucket) -> effective props from the gossiped bucket metadata; None: no such type.
         self.props_of = Resolver(config, lambda: self.membership.buckets)
+        # name -> User: cluster.toml's users under the gossiped metadata's (security/users.py).
+        self.users = Users(config, lambda: self.membership.buckets)
+        self.authenticator = Authenticator(config, self.users, self.clock.monotonic)
         # Set when this node has left the cluster and handed everything off.
         self.exited = asyncio.Event()
         self.membership.on_exit = self.exited.set
@@ -257,15 +265,23 @@ class Node:
 def http_app(node: Node) -> web.Application:
     """The node's HTTP API: Riak's KV, query, props, admin and service routes, the record API."""
     stats = NodeStats(node.clock.monotonic)
-    app = web.Application(
-        client_max_size=node.config.max_object_size + 1,
-        middlewares=[stats_middleware(stats, node.clock.monotonic), records_middleware],
-    )
+    middlewares = [stats_middleware(stats, node.clock.monotonic), records_middleware]
+    if node.config.security.enabled:
+        middlewares.append(security_middleware(node.config))
+    else:
+        log.warning(
+            "node %s: [security] enabled = false: the HTTP API is open to anyone who can "
+            "reach it (the record API still asks for tokens)",
+            node.name,
+        )
+    app = web.Application(client_max_size=node.config.max_object_size + 1, middlewares=middlewares)
+    app[AUTHENTICATOR] = node.authenticator
     config, coordinator, props_of = node.config, node.coordinator, node.props_of
     handlers = [
         KVHandlers(config, coordinator, node.now_us, props_of=props_of),
         PropsHandlers(config, node.membership),
         AdminHandlers(config, coordinator, node.handoff),
+        UserHandlers(config, node.membership),
         ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
         PdsRoutes(node.records),
@@ -335,6 +351,28 @@ def _tls_failure(config: ClusterConfig, name: str, exc: Exception) -> CannotList
     )
 
 
+class UnsafeCredentials(Exception):
+    """The node would serve the documented demo credentials beyond loopback."""
+
+
+def _is_loopback(host: str) -> bool:
+    address = client_address(host)
+    return host == "localhost" if address is None else address.is_loopback
+
+
+def check_demo_credentials(node: Node) -> None:
+    """Refuse to serve on an address other than loopback while any user (cluster.toml's
+    or the metadata's) still has one of the documented demo tokens."""
+    if _is_loopback(node.spec.host):
+        return
+    found = demo_users(node.users(), DEMO_TOKENS)
+    if found:
+        raise UnsafeCredentials(
+            f"host {node.spec.host} is not loopback and user(s) {', '.join(found)} still have "
+            f"the documented demo tokens; remove them or give them new tokens"
+        )
+
+
 def _listen_failure(spec: NodeSpec, exc: OSError) -> CannotListen:
     """The reason `spinekv up` shows for a port the node cannot listen on.
 
@@ -352,6 +390,7 @@ def _listen_failure(spec: NodeSpec, exc: OSError) -> CannotListen:
 
 async def _serve(config: ClusterConfig, name: str, backend: Backend) -> None:
     node = build_node(config, name, backend)
+    check_demo_credentials(node)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -401,7 +440,7 @@ def run_node(config_path: str | Path, name: str) -> None:
         except ImportError:  # uvloop is a dependency, but the node still runs without it
             runner = asyncio.run
         runner(_serve(config, name, backend))
-    except (CannotListen, SecretError) as exc:
+    except (CannotListen, SecretError, UnsafeCredentials) as exc:
         # One line, no traceback: `spinekv up` finds it in the log and shows it.
         raise SystemExit(f"node {name} cannot start: {exc}") from None
     finally:

@@ -10,6 +10,7 @@ from .cluster import down, node_command, status, up
 from .common import add_config_option
 from .records import load_demo, trace_command
 from .tls import tls
+from .users import user
 
 __all__ = ["main"]
 
@@ -20,6 +21,7 @@ def main() -> None:
 
 
 admin.add_command(tls)
+admin.add_command(user)
 for _command in (up, down, status, admin, load_demo, trace_command, node_command):
     main.add_command(_command)
 # Every command and group, the root included, takes --config, so it may come before or

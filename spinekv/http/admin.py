@@ -227,17 +227,25 @@ def _describe(raw: bytes | None) -> dict:
 
 _CHANGE = {**openapi.ADMIN_RESULT, **openapi.ADMIN_REFUSED}
 _IDENTITY = api.Operation(
+    permission=api.USER,
     summary="Who answers on this port: node name, process id and cluster name",
     tag="admin",
     responses=openapi.ADMIN_RESULT,
 )
 _STATUS = api.Operation(
-    summary="This node, its ring view and handoffs", tag="admin", responses=openapi.ADMIN_RESULT
+    permission=api.USER,
+    summary="This node, its ring view and handoffs",
+    tag="admin",
+    responses=openapi.ADMIN_RESULT,
 )
 _RING = api.Operation(
-    summary="The ring state as this node sees it", tag="admin", responses=openapi.ADMIN_RESULT
+    permission="admin",
+    summary="The ring state as this node sees it",
+    tag="admin",
+    responses=openapi.ADMIN_RESULT,
 )
 _STAGE = api.Operation(
+    permission="admin",
     summary="Stage a membership change",
     tag="admin",
     responses=_CHANGE,
@@ -252,13 +260,22 @@ _STAGE = api.Operation(
     ),
 )
 _CLEAR = api.Operation(
-    summary="Drop the staged changes", tag="admin", responses=openapi.ADMIN_RESULT
+    permission="admin",
+    summary="Drop the staged changes",
+    tag="admin",
+    responses=openapi.ADMIN_RESULT,
 )
 _PLAN = api.Operation(
-    summary="What committing the staged changes would do", tag="admin", responses=_CHANGE
+    permission="admin",
+    summary="What committing the staged changes would do",
+    tag="admin",
+    responses=_CHANGE,
 )
-_COMMIT = api.Operation(summary="Commit the staged changes", tag="admin", responses=_CHANGE)
+_COMMIT = api.Operation(
+    permission="admin", summary="Commit the staged changes", tag="admin", responses=_CHANGE
+)
 _REPLICAS = api.Operation(
+    permission="admin",
     summary="What each replica of a key holds, without repairing it",
     tag="admin",
     responses={**openapi.ADMIN_RESULT, "400": api.response("BadRequest")},

@@ -22,6 +22,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 BOOL = {"type": "string", "enum": ["true", "false"]}
 
+# Route permissions besides Riak's (config.PERMISSIONS); see Operation.
+OPEN = "open"
+USER = "user"
+RECORDS = "records"
+# Reading bucket or type props: `props` or `get` on that scope (Riak's get_bucket and
+# get_bucket_type are apart from set_bucket; its clients read a type's props before a write).
+PROPS_READ = "props or get"
+# Each route the app registered (a GET's HEAD twin too) -> its Operation's permission.
+PERMISSION_OF = web.AppKey("permission_of", dict)
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -30,6 +40,12 @@ class Operation:
     `params` are the query and header parameters: a name from openapi.PARAMETERS
     (shared, so written once) or a parameter object of this operation's own. Path
     parameters are not listed: they come from the route's {names}.
+
+    `permission` is what a caller must hold (http/security.py enforces it): one of
+    config.PERMISSIONS, checked on the route's bucket type and bucket (a route without
+    them is cluster-wide); PROPS_READ for reading props; USER for any authenticated user;
+    OPEN for anyone; RECORDS
+    for the record API, which checks its callers itself (http/records.py).
     """
 
     summary: str
@@ -37,6 +53,7 @@ class Operation:
     responses: Json
     params: Sequence[str | Json] = ()
     body: Json | None = None
+    permission: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)

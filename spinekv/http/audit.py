@@ -35,6 +35,7 @@ class AuditHandlers:
 
 
 _VERIFY = api.Operation(
+    permission="admin",
     summary="Walk a node's audit chain (default: this node's, held against its head)",
     tag="admin",
     responses={

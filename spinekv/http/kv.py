@@ -398,6 +398,7 @@ _STORED = {
     "503": api.response("Unavailable"),
 }
 _FETCH = api.Operation(
+    permission="get",
     summary="Fetch an object",
     tag="objects",
     responses={
@@ -418,6 +419,7 @@ _FETCH = api.Operation(
     ),
 )
 _STORE = api.Operation(
+    permission="put",
     summary="Store an object under its key",
     tag="objects",
     responses={**_STORED, "204": api.response("NoContent")},
@@ -431,6 +433,7 @@ _STORE_NEW = replace(
     responses={**_STORED, "201": api.text("Created; the Location header names the new key.")},
 )
 _DELETE = api.Operation(
+    permission="delete",
     summary="Delete an object (writes a tombstone)",
     tag="objects",
     responses={

@@ -47,6 +47,7 @@ PARAMETERS: Json = {
     "field": api.path("field", "Index name ending _bin or _int, or $bucket / $key."),
     "start": api.path("start", "The term to match, or the first term of a range."),
     "end": api.path("end", "The last term of a range."),
+    "user": api.path("user", "A user's name (spinekv admin user)."),
     "r": api.query("r", _QUORUM, "Read quorum: replies needed before answering."),
     "pr": api.query("pr", _QUORUM, "Primary read quorum: replies from primaries needed."),
     "w": api.query("w", _QUORUM, "Write quorum: acknowledgements needed."),
@@ -261,10 +262,16 @@ def document(routes: Iterable[web.AbstractRouteDef]) -> Json:
     }
 
 
-def add_routes(app: web.Application, routes: Sequence[web.AbstractRouteDef]) -> None:
-    """Register `routes` on `app`, and keep their document for GET /openapi.json."""
-    app.add_routes(routes)
-    app[DOCUMENT] = json.dumps(document(routes), indent=1).encode()
+def add_routes(app: web.Application, routes: Sequence[api.Route]) -> None:
+    """Register `routes` on `app`, keep their document for GET /openapi.json, and each
+    registered route's permission for the security middleware."""
+    described = json.dumps(document(routes), indent=1).encode()  # refuses an undescribed route
+    permissions = {}
+    for route in routes:
+        for registered in route.register(app.router):
+            permissions[registered] = route.operation.permission
+    app[api.PERMISSION_OF] = permissions
+    app[DOCUMENT] = described
 
 
 def _operation(route: api.Route) -> Json:
@@ -280,6 +287,7 @@ def _operation(route: api.Route) -> Json:
         "tags": [op.tag],
         "parameters": parameters,
         "responses": op.responses,
+        "x-spinekv-permission": op.permission,
     }
     if op.body is not None:
         described["requestBody"] = op.body

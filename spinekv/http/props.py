@@ -195,33 +195,55 @@ _PROPS_SET = {
     "415": api.response("Json"),
 }
 _BUCKET_PROPS = api.Operation(
+    permission=api.PROPS_READ,
     summary="Bucket properties (the type's props layered with the bucket's)",
     tag="props",
     responses=_PROPS_ANSWER,
 )
 _SET_BUCKET_PROPS = api.Operation(
-    summary="Set bucket properties", tag="props", responses=_PROPS_SET, body=_PROPS_BODY
+    permission="props",
+    summary="Set bucket properties",
+    tag="props",
+    responses=_PROPS_SET,
+    body=_PROPS_BODY,
 )
 _RESET_BUCKET_PROPS = api.Operation(
+    permission="props",
     summary="Reset the bucket to its type's properties",
     tag="props",
     responses={"204": api.response("NoContent"), "404": api.response("NotFound")},
 )
-_TYPE_PROPS = api.Operation(summary="Bucket type properties", tag="props", responses=_PROPS_ANSWER)
+_TYPE_PROPS = api.Operation(
+    permission=api.PROPS_READ,
+    summary="Bucket type properties",
+    tag="props",
+    responses=_PROPS_ANSWER,
+)
 _SET_TYPE_PROPS = api.Operation(
-    summary="Set bucket type properties", tag="props", responses=_PROPS_SET, body=_PROPS_BODY
+    permission="props",
+    summary="Set bucket type properties",
+    tag="props",
+    responses=_PROPS_SET,
+    body=_PROPS_BODY,
 )
 _SET_TYPE_PROPS_BY_POST = replace(
     _SET_TYPE_PROPS, summary="Set bucket type properties (same as PUT)"
 )
 
 _LIST_TYPES = api.Operation(
-    summary="Every bucket type, its status and props", tag="admin", responses=openapi.ADMIN_RESULT
+    permission="admin",
+    summary="Every bucket type, its status and props",
+    tag="admin",
+    responses=openapi.ADMIN_RESULT,
 )
 _TYPE_STATUS = api.Operation(
-    summary="A bucket type's status and props", tag="admin", responses=openapi.ADMIN_RESULT
+    permission="admin",
+    summary="A bucket type's status and props",
+    tag="admin",
+    responses=openapi.ADMIN_RESULT,
 )
 _CREATE_TYPE = api.Operation(
+    permission="admin",
     summary="Create a bucket type (created, not yet active)",
     tag="admin",
     responses={
@@ -232,12 +254,14 @@ _CREATE_TYPE = api.Operation(
     body=_PROPS_BODY,
 )
 _UPDATE_TYPE = api.Operation(
+    permission="admin",
     summary="Update a bucket type's props",
     tag="admin",
     responses={**openapi.ADMIN_RESULT, **openapi.ADMIN_REFUSED, "415": api.response("Json")},
     body=_PROPS_BODY,
 )
 _ACTIVATE_TYPE = api.Operation(
+    permission="admin",
     summary="Activate a created type once every member has seen it",
     tag="admin",
     responses={**openapi.ADMIN_RESULT, **openapi.ADMIN_REFUSED},

@@ -369,6 +369,7 @@ _INDEX_ANSWER = {
     **_ERRORS,
 }
 _INDEX_MATCH = api.Operation(
+    permission="index",
     summary="Secondary index: keys whose index equals the value",
     tag="2i",
     responses=_INDEX_ANSWER,
@@ -382,6 +383,7 @@ _INDEX_RANGE = replace(
 def _listing(summary: str, what: str, answer: str) -> api.Operation:
     """Listing `what` (keys or buckets): one JSON answer, or chunks of them when streaming."""
     return api.Operation(
+        permission="list",
         summary=summary,
         tag="listing",
         responses={
@@ -409,12 +411,14 @@ _LIST_BUCKETS = _listing("List buckets (expensive: scans every partition)", "buc
 
 # Riak's legacy counters exist for the default type only.
 _COUNTER_GET = api.Operation(
+    permission="get",
     summary="Value of a legacy counter (the bucket needs allow_mult=true)",
     tag="counters",
     responses={"200": api.text("The counter, a decimal integer."), **_ERRORS},
     params=openapi.READ_QUORUM,
 )
 _COUNTER_UPDATE = api.Operation(
+    permission="put",
     summary="Add to a counter (the body is an integer, may be negative)",
     tag="counters",
     responses={

@@ -1,5 +1,9 @@
 """What every record API request shares: bearer auth, request ids, OperationOutcome errors, and
-idempotent writes (a write retried with the same X-Request-ID answers its first response)."""
+idempotent writes (a write retried with the same X-Request-ID answers its first response).
+
+A caller proves who it is with a bearer token only, checked by the node's Authenticator
+(security/auth.py: sources, the failed-authentication limit); its role then says what it
+may do. Trust sources never stand in for a token here."""
 
 from __future__ import annotations
 
@@ -15,11 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..config import ClusterConfig
 from ..records.outcome import RecordError, iso_instant, operation_outcome
 from ..records.services import RecordServices
 from ..records.store import RecordStore
-from ..security.secrets import verify_secret
+from ..security.auth import Refusal
+from .security import AUTHENTICATOR, log_refusal
 
 log = logging.getLogger("spinekv.records")
 
@@ -83,16 +87,18 @@ async def records_middleware(request: web.Request, handler: Any) -> web.StreamRe
     return _echo(response, request)
 
 
-def _caller(config: ClusterConfig, request: web.Request, right: str) -> Caller:
+async def _caller(request: web.Request, right: str) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise RecordError("ACCESS_DENIED", "missing Authorization: Bearer <token>", 401)
-    user = _user_by_token(config, token.strip())
-    if user is None:
-        raise RecordError("ACCESS_DENIED", "the bearer token is not recognised", 401)
-    if user.role not in RIGHTS[right]:
-        raise RecordError("ACCESS_DENIED", f"role {user.role!r} may not {right}", 403)
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refusal(401, "missing Authorization: Bearer <token>")
+        user = await request.app[AUTHENTICATOR].authenticate(header, request.remote, trust=False)
+        if user.role not in RIGHTS[right]:
+            raise Refusal(403, f"role {user.role!r} may not {right}")
+    except Refusal as refusal:
+        log_refusal(request, refusal)
+        raise
     request_id = request.headers.get("X-Request-ID")
     if request_id is None:
         raise RecordError("MISSING_VALUE", "X-Request-ID header is required (a UUID)")
@@ -104,19 +110,15 @@ def _caller(config: ClusterConfig, request: web.Request, right: str) -> Caller:
     return Caller(user.name, user.role, canonical)
 
 
-_verified: dict[tuple[int, bytes], Any] = {}
-
-
-def _user_by_token(config: ClusterConfig, token: str) -> Any:
-    # scrypt costs ~80 ms, so a token that verified once is remembered (by its digest).
-    key = (id(config), hashlib.sha256(token.encode()).digest())
-    if key in _verified:
-        return _verified[key]
-    for user in config.users:
-        if user.token_hash is not None and verify_secret(token, user.token_hash):
-            _verified[key] = user
-            return user
-    return None
+def _refused(request: web.Request, refusal: Refusal) -> web.Response:
+    """A refusal as an OperationOutcome, with the challenge or the wait as headers."""
+    code = "TOO_MANY_REQUESTS" if refusal.status == 429 else "ACCESS_DENIED"
+    response = error_response(RecordError(code, refusal.reason, refusal.status))
+    if refusal.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="spinekv"'
+    if refusal.status == 429:
+        response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 def _echo(response: web.StreamResponse, request: web.Request) -> web.StreamResponse:
@@ -156,11 +158,13 @@ def records_route(right: str, *, write: bool = False) -> Callable[[Handler], Any
         async def wrapper(self: Any, request: web.Request) -> web.StreamResponse:
             services: RecordServices = self.services
             try:
-                caller = _caller(services.config, request, right)
+                caller = await _caller(request, right)
                 if write:
                     response = await _idempotent(services, request, caller, handler, self)
                 else:
                     response = await handler(self, request, caller)
+            except Refusal as refusal:
+                response = _refused(request, refusal)
             except RecordError as exc:
                 response = error_response(exc)
             except web.HTTPException as exc:

@@ -82,6 +82,7 @@ def record_operation(
         kind = {"type": "object"} if "json" in body else {"type": "string"}
         request_body = {"required": True, "content": {body: {"schema": kind}}}
     return api.Operation(
+        permission=api.RECORDS,
         summary=summary,
         tag="records",
         responses={**responses, **_COMMON_ERRORS},

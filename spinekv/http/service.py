@@ -249,6 +249,7 @@ class ServiceHandlers:
 
 
 _RESOURCE_MAP = api.Operation(
+    permission=api.USER,
     summary="Riak's resource map: which resources this node serves, and where",
     tag="service",
     responses={
@@ -262,8 +263,11 @@ _RESOURCE_MAP = api.Operation(
         "406": api.text("Neither JSON nor HTML is acceptable."),
     },
 )
-_PING = api.Operation(summary="Liveness", tag="service", responses={"200": api.text("OK")})
+_PING = api.Operation(
+    permission=api.OPEN, summary="Liveness", tag="service", responses={"200": api.text("OK")}
+)
 _STATS = api.Operation(
+    permission=api.USER,
     summary="Node statistics (JSON; pretty-printed with Accept: text/plain)",
     tag="service",
     responses={
@@ -272,11 +276,13 @@ _STATS = api.Operation(
     },
 )
 _OPENAPI = api.Operation(
+    permission=api.USER,
     summary="This document",
     tag="service",
     responses={"200": api.json_answer({"type": "object"}, "OpenAPI 3.0.")},
 )
 _PREFLIST = api.Operation(
+    permission="get",
     summary="The preference list of a key: partition, node, primary or fallback",
     tag="service",
     responses={

@@ -23,6 +23,7 @@ CODES: dict[str, tuple[int, str, str]] = {
     "RESOURCE_VERSION_MISMATCH": (409, "conflict", "Resource version mismatch"),
     "PRECONDITION_FAILED": (412, "required", "Required condition was not fulfilled"),
     "TOO_MANY_MATCHES": (400, "multiple-matches", "Too Many Matches"),
+    "TOO_MANY_REQUESTS": (429, "throttled", "Too many requests"),
     "SERVICE_UNAVAILABLE": (503, "transient", "Service unavailable"),
     # Ours: a stored record that fails its integrity check or does not decode. Not transient:
     # asking again reads the same bytes.

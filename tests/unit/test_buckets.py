@@ -337,3 +337,47 @@ def test_cluster_toml_props_follow_the_same_rules():
     ):
         with pytest.raises(ConfigError, match=reason):
             make_config(extra)
+
+
+# ------------------------------------------------------------------ the record API's type
+
+
+@pytest.mark.parametrize(
+    "changes, refused",
+    [
+        ({"allow_mult": False}, "allow_mult"),
+        ({"n_val": 2}, "n_val"),
+        ({"last_write_wins": True, "dvv_enabled": False}, "last_write_wins"),
+    ],
+)
+def test_the_record_types_props_cannot_be_changed_to_what_the_record_layer_refuses(
+    changes, refused
+):
+    for change in (
+        lambda: buckets.update_type(CONFIG, BucketMeta(), "records", changes, NOW, "n1"),
+        lambda: set_props(BucketMeta(), "records", "patients", changes),
+    ):
+        with pytest.raises(PropsError) as refusal:
+            change()
+        assert refused in refusal.value.errors, refusal.value.errors
+    # Any other type may have them.
+    meta = active_type("t", {})
+    assert effective(set_props(meta, "t", "b", changes), "t", "b") is not None
+
+
+def test_the_record_type_cannot_be_created_at_runtime_without_siblings():
+    config = make_config({"bucket_types": {}})
+    with pytest.raises(PropsError, match="allow_mult must stay true"):
+        buckets.create_type(config, BucketMeta(), "records", {"allow_mult": False}, NOW, "n1")
+    # Allowed changes still go through, a larger n_val included.
+    meta = buckets.update_type(CONFIG, BucketMeta(), "records", {"n_val": 4}, NOW, "n1")
+    assert effective(meta, "records", "b").n_val == 4
+
+
+def test_user_entries_travel_in_the_metadata_codec():
+    meta = BucketMeta().put((buckets.USER, "", "alice"), {"role": None, "grants": []}, NOW, "n1")
+    meta = meta.put((buckets.USER, "", "bob"), None, NOW, "n1")
+    assert buckets.decode(buckets.encode(meta)) == meta
+    bad = msgpack.packb([1, [["user", "", "carol", NOW, "n1", "not a user"]]])
+    with pytest.raises(ValueError, match="bad user entry"):
+        buckets.decode(bad)

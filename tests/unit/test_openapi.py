@@ -16,7 +16,9 @@ async def _handler(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-_DESCRIBED = api.Operation(summary="A thing", tag="things", responses={"200": api.text("It.")})
+_DESCRIBED = api.Operation(
+    summary="A thing", tag="things", responses={"200": api.text("It.")}, permission=api.USER
+)
 
 
 def _registered(app: web.Application) -> set[tuple[str, str]]:
@@ -78,7 +80,9 @@ def test_a_path_variable_without_a_shared_description_is_refused():
 @pytest.mark.parametrize("name", ["no_such_parameter", "bucket"])
 def test_an_operation_names_only_shared_query_or_header_parameters(name):
     """A name missing from openapi.PARAMETERS, or naming a path parameter, is refused."""
-    described = api.Operation(summary="A thing", tag="things", responses={}, params=(name,))
+    described = api.Operation(
+        summary="A thing", tag="things", responses={}, params=(name,), permission=api.USER
+    )
     with pytest.raises(KeyError, match=f"no query or header parameter '{name}'"):
         openapi.document([api.get("/things", _handler, described)])
 
