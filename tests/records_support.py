@@ -17,6 +17,14 @@ USERS_TOML = "\n".join(
     f'[[user]]\nname = "{role}-user"\nrole = "{role}"\ntoken_hash = "{hash_secret(token)}"\n'
     for role, token in TOKENS.items()
 )
+# A KV API user granted the records type by name (a grant on `any` never reaches it), for
+# tests that look under the record API at what it stored.
+RAW_TOKEN = "t-records-kv"
+USERS_TOML += (
+    f'\n[[user]]\nname = "records-kv"\ntoken_hash = "{hash_secret(RAW_TOKEN)}"\n'
+    'grants = [{ on = "records", permissions = ["get", "put", "delete", "index", "props"] }]\n'
+)
+RAW = {"Authorization": f"Bearer {RAW_TOKEN}"}
 PDS = "/personal-demographics/FHIR/R4"
 SCR = "/summary-care-record/FHIR/R4"
 NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"

@@ -14,7 +14,7 @@ import pytest
 from spinekv.records import nhs
 from tests.inproc import inproc_cluster
 from tests.integration.test_records_common import create, expect_outcome, matches, patch
-from tests.records_support import NHS_SYSTEM, PDS, USERS_TOML, RecordClient, patient
+from tests.records_support import NHS_SYSTEM, PDS, RAW, USERS_TOML, RecordClient, patient
 
 FIRST, LAST = 9_990_000_000, 9_999_999_999  # the default allocation range
 GENDER_MALE = [{"op": "replace", "path": "/gender", "value": "male"}]
@@ -33,7 +33,7 @@ async def search(api: RecordClient, query: str, **kwargs):
 async def index_keys(http, url: str, bucket_field: str, term: str) -> list[str]:
     """Keys the Riak 2i API lists for one term of the patients bucket."""
     path = f"/types/records/buckets/patients/index/{bucket_field}/{quote(term, safe='')}"
-    async with http.get(url + path) as r:
+    async with http.get(url + path, headers=RAW) as r:
         assert r.status == 200, await r.text()
         return sorted((await r.json())["keys"])
 
@@ -293,10 +293,10 @@ async def test_search_reads_the_secondary_indexes(api, records_cluster, people, 
     # Write Jane's stored object back through the Riak API without its index entries: she can
     # still be read, but a search (which reads only the index) no longer finds her.
     key_url = f"{url}/types/records/buckets/patients/keys/{people['smith_jane']}"
-    async with http.get(key_url) as r:
+    async with http.get(key_url, headers=RAW) as r:
         assert r.status == 200
         value, vclock = await r.read(), r.headers["X-Riak-Vclock"]
-    headers = {"Content-Type": "application/json", "X-Riak-Vclock": vclock}
+    headers = {**RAW, "Content-Type": "application/json", "X-Riak-Vclock": vclock}
     async with http.put(key_url, data=value, headers=headers) as r:
         assert r.status in (200, 204), await r.text()
     assert await index_keys(http, url, "family_dob_bin", "SMITH|19800229") == [people["smith_john"]]

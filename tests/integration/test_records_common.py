@@ -12,7 +12,7 @@ import uuid
 
 from spinekv.records import nhs
 from spinekv.records.outcome import CODES
-from tests.records_support import PDS, TOKENS, Answer, RecordClient, patient
+from tests.records_support import PDS, RAW, TOKENS, Answer, RecordClient, patient
 
 SPINE_SYSTEM = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
 PATCH_JSON = "application/json-patch+json"
@@ -268,11 +268,11 @@ async def test_a_patch_retried_answers_the_first_result_and_bumps_the_version_on
 async def _forget_response(http, records_cluster, request_id: str) -> None:
     """Delete a write's stored first response through the Riak HTTP API, and check it is gone."""
     url = records_cluster.url("n2") + f"/types/records/buckets/requests/keys/{request_id}"
-    async with http.get(url) as r:
+    async with http.get(url, headers=RAW) as r:
         assert r.status == 200, "the first response was never stored"
-    async with http.delete(url) as r:
+    async with http.delete(url, headers=RAW) as r:
         assert r.status == 204
-    async with http.get(url) as r:
+    async with http.get(url, headers=RAW) as r:
         assert r.status == 404
 
 
