@@ -75,7 +75,10 @@ def verify(ctx: click.Context) -> None:
     reports: dict[str, dict] = {}
     notes: dict[str, str] = {}
     for node in config.node_names():
-        reports[node], note = _chain(config, node)
+        report, note = _chain(config, node)
+        if note and not report["events"]:
+            continue  # not running and never wrote an event (a spare): nothing to show
+        reports[node] = report
         if note:
             notes[node] = note
     console.print(_table(reports))
