@@ -47,7 +47,7 @@ def measure_tree(tree: Path, args: argparse.Namespace) -> dict[str, float]:
     """{op: CPU-µs per request} for one fresh cluster running the code in `tree`."""
     os.environ["PYTHONPATH"] = str(tree)  # the nodes `spinekv up` starts import this tree
     with tempfile.TemporaryDirectory(prefix="spinekv-cpu-") as folder:
-        cluster = Cluster(Path(folder))
+        cluster = Cluster(Path(folder), tree=tree)
         try:
             cluster.start()
             preload(cluster.urls, args.keys, args.value_size, params={"w": "all"})

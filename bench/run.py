@@ -123,6 +123,9 @@ class Cluster:
     max_object_size: int = 65536
     config: Path | None = None
     ports: list[int] = field(default_factory=list)
+    # A checkout whose own tests/support.py writes the cluster.toml (None: this one's), so a
+    # baseline from before a config change gets a file it can read.
+    tree: Path | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -138,10 +141,28 @@ class Cluster:
             timeout=timeout,
         )
 
-    def start(self) -> None:
-        self.config = write_cluster_toml(
-            self.folder, self.nodes, n_val=self.n_val, max_object_size=self.max_object_size
+    def _write_config(self) -> Path:
+        if self.tree is None:
+            return write_cluster_toml(
+                self.folder, self.nodes, n_val=self.n_val, max_object_size=self.max_object_size
+            )
+        code = (
+            "import sys; from pathlib import Path; from tests.support import write_cluster_toml; "
+            f"print(write_cluster_toml(Path({str(self.folder)!r}), {self.nodes}, "
+            f"n_val={self.n_val}, max_object_size={self.max_object_size}))"
         )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=self.tree,
+            env={**os.environ, "PYTHONPATH": str(self.tree)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return Path(done.stdout.strip())
+
+    def start(self) -> None:
+        self.config = self._write_config()
         self.ports = _http_ports(self.config)
         done = self._cli("up", "--detach", timeout=120)
         if done.returncode != 0:
