@@ -3,8 +3,10 @@
 Each node chains its own audit records (security/auditchain.py). Appending takes the next seq
 and the previous link's hash from the node's head and moves the head on before the first await,
 so concurrent appends on one node (one event loop) never take the same seq: the chain cannot
-fork. The head is kept in the node's own backend metadata (fsynced before the record is sent),
-so it survives a restart; a node whose metadata is gone finds its last link in the store first.
+fork. The head is kept in the node's own backend metadata (written, not fsynced, before the
+record is sent), so it survives a restart; on loading it, the node steps past any link stored
+after it (a power cut can leave the head behind), and a node whose metadata is gone finds its
+last link in the store first.
 A record whose write fails leaves its seq as a gap, which `verify` reports (and the node logs).
 """
 
@@ -65,10 +67,28 @@ class AuditLog:
             async with self._recovering:
                 if self._head is None:
                     raw = self._load_head()
-                    self._head = (
-                        auditchain.decode_head(raw) if raw is not None else await self._recover()
-                    )
+                    if raw is None:
+                        self._head = await self._recover()
+                    else:
+                        self._head = await self._catch_up(auditchain.decode_head(raw))
         return self._head
+
+    async def _catch_up(self, head: Head) -> Head:
+        """`head`, moved past every genuine link of this node stored after it."""
+        while True:
+            key = auditchain.link_key(self.node, head.seq + 1)
+            fetched = await self.store.get(AUDIT_BUCKET, key)
+            found = [
+                value
+                for value in ([] if fetched is None else fetched.values)
+                if (link := auditchain.opened(self._key, value)) is not None
+                and link.node == self.node
+                and link.seq == head.seq + 1
+            ]
+            if not found:
+                return head
+            log.warning("audit chain of %s: head carried forward past seq %d", self.node, head.seq)
+            head = Head(head.seq + 1, auditchain.link_hash(found[0]))
 
     async def _recover(self) -> Head:
         """The last genuine link of this node in the store: its metadata was lost (or it never

@@ -86,8 +86,9 @@ class Backend(Protocol):
 
     def get_meta(self, name: str) -> bytes | None: ...
 
-    def put_meta(self, name: str, value: bytes) -> None:
-        """Store node metadata durably (fsynced)."""
+    def put_meta(self, name: str, value: bytes, *, sync: bool = True) -> None:
+        """Store node metadata; fsynced unless sync=False (then it survives a process crash,
+        not a power cut)."""
         ...
 
     def close(self) -> None: ...

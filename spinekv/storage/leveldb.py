@@ -175,8 +175,8 @@ class LevelDBBackend:
     def get_meta(self, name: str) -> bytes | None:
         return self._db.get(_META + name.encode())
 
-    def put_meta(self, name: str, value: bytes) -> None:
-        self._db.put(_META + name.encode(), value, sync=True)
+    def put_meta(self, name: str, value: bytes, *, sync: bool = True) -> None:
+        self._db.put(_META + name.encode(), value, sync=sync)
 
     def close(self) -> None:
         self._group.close()

@@ -93,7 +93,7 @@ class MemoryBackend:
     def get_meta(self, name: str) -> bytes | None:
         return self._meta.get(name)
 
-    def put_meta(self, name: str, value: bytes) -> None:
+    def put_meta(self, name: str, value: bytes, *, sync: bool = True) -> None:
         self._meta[name] = value
 
     def close(self) -> None:

@@ -21,9 +21,10 @@ from spinekv.cli import main
 from spinekv.node.coordinator import BKey, PutOk
 from spinekv.object import Content
 from spinekv.quorum import Found, get_options, put_options
+from spinekv.records.audit import HEAD_META
 from spinekv.records.scr.builder import build_document
 from spinekv.records.scr.codes import PERMISSION_SYSTEM
-from spinekv.security.auditchain import link_key
+from spinekv.security.auditchain import Head, encode_head, link_hash, link_key
 from tests.records_support import NHS_SYSTEM, PDS, SCR, patient
 from tests.support import eventually
 
@@ -364,3 +365,23 @@ async def test_the_chain_continues_across_a_restart_and_concurrent_reads_never_f
         14,
         14,
     ), report
+
+
+async def test_a_head_left_behind_by_a_power_cut_is_carried_past_the_stored_links(
+    api, records_cluster, http
+):
+    # The head is written without an fsync, so a power cut can leave it behind the links
+    # already stored; the node must step past them rather than reuse their seqs (a fork).
+    await create(api, JANE)
+    n2 = records_cluster.url("n2")
+    for _ in range(3):
+        assert (await api.call("GET", f"{PDS}/Patient/{JANE}", base_url=n2)).status == 200
+    first, _ = await raw_read(records_cluster, "audit", link_key("n2", 1))
+    await records_cluster.stop("n2")
+    records_cluster.backends["n2"].put_meta(HEAD_META, encode_head(Head(1, link_hash(first.value))))
+    await records_cluster.restart("n2")
+
+    assert (await api.call("GET", f"{PDS}/Patient/{JANE}", base_url=n2)).status == 200
+    report = await chain_of(http, records_cluster, "n2")
+    assert report["ok"], report
+    assert (report["events"], report["last_seq"], report["head_seq"]) == (4, 4, 4), report
