@@ -1,10 +1,12 @@
 """The audit chain (pure): each node's audit records linked by hash and sealed with a keyed MAC,
 and the check that finds gaps, edits and forgeries in what is stored.
 
-A link is an audit record (a JSON object) with two members added: `chain` = {node, seq, prev}
-(seq counts the node's records from 1; prev is the SHA-256 of the node's previous stored link,
-GENESIS for its first) and `mac`, an HMAC-SHA256 under the audit-chain key over the rest. The
-link is stored under link_key(node, seq). So:
+A link is a batch of audit records, {"records": [...]}, the events a node audited while its
+previous link was being written (one when it is idle; group commit under load, so an audited
+read does not cost a replicated write of its own). Two members are added: `chain` = {node,
+seq, prev} (seq counts the node's links from 1; prev is the SHA-256 of the node's previous
+stored link, GENESIS for its first) and `mac`, an HMAC-SHA256 under the audit-chain key over
+the rest. The link is stored under link_key(node, seq). So:
 
 - an edited record fails its MAC, and only a holder of the cluster secret can make one that
   passes;
@@ -55,10 +57,21 @@ def _mac(key: bytes, unsigned: dict) -> str:
     return hmac.new(key, b"spinekv audit\x00" + _canonical(unsigned), hashlib.sha256).hexdigest()
 
 
-def link(key: bytes, node: str, seq: int, prev: str, record: dict) -> bytes:
-    """The stored bytes of `record` as `node`'s seq-th link, after the link hashed `prev`."""
-    unsigned = {**record, "chain": {"node": node, "seq": seq, "prev": prev}}
+def link(key: bytes, node: str, seq: int, prev: str, records: list[dict]) -> bytes:
+    """The stored bytes of `records` as `node`'s seq-th link, after the link hashed `prev`."""
+    unsigned = {"records": records, "chain": {"node": node, "seq": seq, "prev": prev}}
     return _canonical({**unsigned, "mac": _mac(key, unsigned)})
+
+
+def records_of(value: bytes) -> list[dict]:
+    """The audit records a link holds (call it on a link `opened` accepted)."""
+    records = json.loads(value).get("records")
+    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+
+
+def canonical_record(record: dict) -> bytes:
+    """One record's bytes, the same for the same record wherever it was read."""
+    return _canonical(record)
 
 
 def link_hash(value: bytes) -> str:
@@ -74,6 +87,8 @@ class Link:
     seq: int
     prev: str
     hash: str
+    # How many audit records (events) the link holds.
+    events: int = 1
 
 
 def opened(key: bytes, value: bytes) -> Link | None:
@@ -90,12 +105,13 @@ def opened(key: bytes, value: bytes) -> Link | None:
         and isinstance(chain.get("node"), str)
         and isinstance(chain.get("seq"), int)
         and isinstance(chain.get("prev"), str)
+        and isinstance(raw.get("records"), list)
     ):
         return None
     unsigned = {k: v for k, v in raw.items() if k != "mac"}
     if not hmac.compare_digest(raw["mac"], _mac(key, unsigned)):
         return None
-    return Link(chain["node"], chain["seq"], chain["prev"], link_hash(value))
+    return Link(chain["node"], chain["seq"], chain["prev"], link_hash(value), len(raw["records"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +143,9 @@ class ChainReport:
     """
 
     node: str
+    # Audit records in the genuine links, and the links themselves.
     events: int = 0
+    links: int = 0
     first_seq: int | None = None
     last_seq: int | None = None
     head_seq: int | None = None
@@ -143,6 +161,7 @@ class ChainReport:
         return {
             "node": self.node,
             "events": self.events,
+            "links": self.links,
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
             "head_seq": self.head_seq,
@@ -193,7 +212,8 @@ def check_chain(
                 tampered.setdefault(seq_here, []).append(where)
     report = ChainReport(node, head_seq=None if head is None else head.seq)
     seqs = sorted(genuine)
-    report.events = len(seqs)
+    report.links = len(seqs)
+    report.events = sum(max(link.events for link in genuine[seq]) for seq in seqs)
     if seqs:
         report.first_seq, report.last_seq = seqs[0], seqs[-1]
     top = head.seq if head is not None else max(seqs, default=0)

@@ -63,7 +63,7 @@ def chain(node: str, count: int, key: bytes = KEY) -> dict[str, list[bytes]]:
     """`count` links of `node`, as a store holds them: key -> siblings."""
     stored, prev = {}, GENESIS
     for seq in range(1, count + 1):
-        value = link(key, node, seq, prev, {"event": {"id": f"e{seq}"}, "recorded_us": seq})
+        value = link(key, node, seq, prev, [{"event": {"id": f"e{seq}"}, "recorded_us": seq}])
         stored[link_key(node, seq)] = [value]
         prev = link_hash(value)
     return stored
@@ -121,9 +121,9 @@ def test_swapped_records_are_edits():
 def test_a_record_resealed_without_the_key_is_a_forgery_beside_or_beyond_the_chain():
     stored = chain("n1", 3)
     head = head_of(stored)
-    forged_beyond = link(OTHER_KEY, "n1", 4, head.hash, {"event": {"id": "fake"}})
+    forged_beyond = link(OTHER_KEY, "n1", 4, head.hash, [{"event": {"id": "fake"}}])
     stored[link_key("n1", 4)] = [forged_beyond]
-    sibling = link(OTHER_KEY, "n1", 2, GENESIS, {"event": {"id": "fake"}})
+    sibling = link(OTHER_KEY, "n1", 2, GENESIS, [{"event": {"id": "fake"}}])
     stored[link_key("n1", 2)].append(sibling)
     report = check_chain(KEY, "n1", stored.items(), head)
     assert report.forgeries == [link_key("n1", 2), link_key("n1", 4)], report
@@ -138,7 +138,7 @@ def test_another_nodes_link_copied_in_is_refused():
 
 def test_a_fork_at_one_seq_is_an_edit():
     stored = chain("n1", 2)
-    other = link(KEY, "n1", 2, GENESIS, {"event": {"id": "again"}})
+    other = link(KEY, "n1", 2, GENESIS, [{"event": {"id": "again"}}])
     stored[link_key("n1", 2)].append(other)
     assert check_chain(KEY, "n1", stored.items()).edits == [2]
 
