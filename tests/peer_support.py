@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import struct
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,9 @@ from typing import Any
 import msgpack
 
 from spinekv.config import TlsSettings
+from spinekv.security import certs
 from spinekv.security import handshake as hs
+from spinekv.security.tlsplan import Issue
 
 # The secret the transports of a test share (production reads the cluster's secret file).
 SECRET = b"test-cluster-secret-0123456789ab"
@@ -55,79 +56,14 @@ async def handshake(
 
 
 def make_certificates(folder: Path, names: list[str], *, ca_name: str = "test CA") -> TlsSettings:
-    """A CA and a certificate (CN = the node's name) for each of `names`, as [tls] names them."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def subject(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(subject(ca_name))
-        .issuer_name(subject(ca_name))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    """A CA and a certificate (CN = the node's name) for each of `names`, as [tls] names them,
+    made by the code `spinekv admin tls init` uses."""
+    ca_key = certs.new_key()
+    ca = certs.ca_certificate(Issue(ca_name, folder / "ca.pem", folder / "ca.key"), ca_key, 1)
+    (folder / "ca.pem").write_bytes(certs.cert_pem(ca.cert))
     for name in names:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject(name))
-            .issuer_name(ca.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        write_key(key, folder / f"{name}.key")
+        issue = Issue(name, folder / f"{name}.pem", folder / f"{name}.key", dns_names=(name,))
+        key = certs.new_key()
+        issue.cert.write_bytes(certs.cert_pem(certs.sign(ca, issue, key, 1)))
+        issue.key.write_bytes(certs.key_pem(key))
     return TlsSettings(ca=folder / "ca.pem", cert="{node}.pem", key="{node}.key", root=folder)
