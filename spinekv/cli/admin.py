@@ -4,7 +4,6 @@ bucket types."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -30,18 +29,9 @@ class NodeError(click.ClickException):
     """A node refused or could not answer; the message says which and why."""
 
 
-def auth_headers() -> dict[str, str]:
-    """Authorization for a request: $SPINEKV_TOKEN when set, else none (the node's trust
-    source for loopback, as in the local cluster's cluster.toml, then names the caller)."""
-    token = os.environ.get("SPINEKV_TOKEN", "").strip()
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 def _call(config: ClusterConfig, node: str, method: str, path: str, timeout: float = 10.0) -> Any:
     url = config.http_url(node) + path
-    req = urllib.request.Request(
-        url, method=method, data=b"" if method == "POST" else None, headers=auth_headers()
-    )
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     try:
         with nodehttp.urlopen(config, req, timeout) as resp:
             return json.load(resp)
@@ -63,7 +53,7 @@ def _send(config: ClusterConfig, node: str, method: str, path: str, body: Any) -
         url,
         method=method,
         data=data,
-        headers={"Content-Type": "application/json", **auth_headers()},
+        headers={"Content-Type": "application/json"},
     )
     try:
         with nodehttp.urlopen(config, req, 10.0) as resp:

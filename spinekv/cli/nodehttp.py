@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import ssl
 import urllib.request
 from http.client import HTTPResponse
@@ -30,9 +31,22 @@ def ssl_context(config: ClusterConfig) -> ssl.SSLContext | None:
     return None if config.tls is None else _context(config.tls)
 
 
+def auth_headers() -> dict[str, str]:
+    """Authorization for a request: $SPINEKV_TOKEN when set, else none (the node's trust
+    source for loopback, as in the local cluster's cluster.toml, then names the caller)."""
+    token = os.environ.get("SPINEKV_TOKEN", "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def urlopen(
     config: ClusterConfig, request: str | urllib.request.Request, timeout: float
 ) -> HTTPResponse:
-    """urllib's urlopen for a node of `config`: HTTPS verified against the cluster CA."""
+    """urllib's urlopen for a node of `config`: HTTPS verified against the cluster CA, and
+    $SPINEKV_TOKEN sent unless the request says who it is itself."""
+    if isinstance(request, str):
+        request = urllib.request.Request(request)
+    for name, value in auth_headers().items():
+        if not request.has_header(name):
+            request.add_header(name, value)
     context = ssl_context(config)
     return urllib.request.urlopen(request, timeout=timeout, context=context)

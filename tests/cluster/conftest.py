@@ -36,13 +36,17 @@ class ProcessCluster:
         self.path = path
         self.config = load_config(path)
 
-    def cli(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, timeout: float = 90, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run `spinekv` on this cluster's file; `env` adds to the environment."""
         return subprocess.run(
             [sys.executable, "-m", "spinekv", "--config", str(self.path), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            env=None if env is None else {**os.environ, **env},
         )
 
     def up(self, *names: str) -> None:

@@ -69,6 +69,11 @@ def test_admin_user_add_grant_revoke_del(tmp_path, request):
         assert stranger(cluster, "GET", "n2", path, token) == 200
         assert stranger(cluster, "GET", "n2", "/buckets/b/keys/k", token) == 403
         assert stranger(cluster, "GET", "n2", path, None) == 401
+        # The commands send $SPINEKV_TOKEN, so they act as clerk, not as the trusted loopback.
+        as_clerk = cluster.cli("admin", "member-status", env={"SPINEKV_TOKEN": token})
+        said = as_clerk.stdout + as_clerk.stderr
+        assert as_clerk.returncode != 0 and "no admin permission" in said, said
+        assert cluster.cli("admin", "member-status").returncode == 0
 
         revoked = cluster.cli("admin", "user", "revoke", "put", "on", "siblings", "from", "clerk")
         assert revoked.returncode == 0, revoked.stdout + revoked.stderr
