@@ -101,7 +101,7 @@ async def fold_index(
         term, key = index.split_entry(q, k)
         if not wanted(q.bucket_type, q.bucket, key) or not index.term_matches(q, term):
             continue
-        if special and riak_object.is_tombstone(riak_object.decode(value)):
+        if special and riak_object.is_encoded_tombstone(value):
             continue
         out.append([term, key])
         if q.max_results is not None and len(out) >= q.max_results:
@@ -126,7 +126,7 @@ async def fold_buckets(vnodes: VnodeContract, vnode: int, bucket_type: bytes) ->
                 bucket = name
             elif name != bucket:
                 break  # that bucket holds only tombstones here
-            if not riak_object.is_tombstone(riak_object.decode(value)):
+            if not riak_object.is_encoded_tombstone(value):
                 found.append(bucket)
                 break
         if bucket is None:

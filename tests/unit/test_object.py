@@ -24,6 +24,26 @@ def test_decode_rejects_malformed_bytes(data):
         riak_object.decode(data)
 
 
+@pytest.mark.parametrize(
+    "data", [b"", b"\xc1", b"\x92\x01", b"\x92\x02\x90", b"\x92\x01\x91\x93\xa1a\x01\x91\x90"]
+)
+def test_deleted_flags_rejects_malformed_bytes(data):
+    with pytest.raises(CodecError):
+        riak_object.deleted_flags(data)
+
+
+def test_encoded_tombstone_tells_deletes_from_values_and_siblings():
+    live = riak_object.write(None, {}, Content(b"v"), "a", allow_mult=True)
+    dead = riak_object.write(
+        live, riak_object.context(live), riak_object.tombstone(5), "a", allow_mult=True
+    )
+    both = riak_object.write(live, {}, riak_object.tombstone(6), "b", allow_mult=True)
+    assert not riak_object.is_encoded_tombstone(riak_object.encode(live))
+    assert riak_object.is_encoded_tombstone(riak_object.encode(dead))
+    assert riak_object.deleted_flags(riak_object.encode(both)) == [False, True]
+    assert not riak_object.is_encoded_tombstone(riak_object.encode(both))
+
+
 def test_context_roundtrip_and_rejects_garbage():
     vv = {"abc": 3, "def": 1}
     assert riak_object.decode_context(riak_object.encode_context(vv)) == vv
