@@ -1,4 +1,4 @@
-"""Coverage queries: ask one replica of every partition once (2i, key and bucket listing).
+"""Coverage queries: ask one replica of every partition once (2i, listings, operator folds).
 
 Key partition p is replicated on vnodes p .. p+n-1, so vnode v holds the keys of
 partitions v-n+1 .. v. A coverage plan picks, for every key partition, one up
@@ -26,6 +26,7 @@ from ..index import Query
 from ..ring import Ring
 from ..storage import keys
 from ..transport.base import Transport, TransportError
+from . import folds
 from .messages import Cover
 from .vnode import VnodeContract
 
@@ -219,6 +220,8 @@ class Coverage:
             return await fold_index(self.vnodes, ring, vnode, kps, Query.from_wire(args))
         if kind == "buckets":
             return await fold_buckets(self.vnodes, vnode, args[0])
+        if kind in folds.KINDS:
+            return await folds.run(self.vnodes, vnode, _wanted(ring, kps), kind, args)
         raise ValueError(f"unknown coverage fold {kind!r}")
 
     def serve(self, _source: str, message: Cover) -> Any:

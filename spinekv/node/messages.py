@@ -105,7 +105,8 @@ class HandoffBatch(Message):
 @dataclass(frozen=True, slots=True)
 class Cover(Message):
     """One coverage fold on one vnode. `partitions`: the key partitions to answer for
-    (None: all); `kind`: "index" or "buckets"; `args` its arguments. Reply: a list."""
+    (None: all); `kind`: "index", "buckets" or an operator fold of folds.py; `args` its
+    arguments. Reply: a list."""
 
     TAG: ClassVar[int] = 5
     vnode: int

@@ -1,0 +1,184 @@
+"""Operator folds over one vnode (Riak 3's aae_fold): object stats, keys over a threshold,
+keys to erase; paced so that foreground requests keep flowing.
+
+Each fold is one kind of coverage request (coverage.py plans which vnode answers for
+which key partitions and passes the filter in as `wanted`). The answers are plain lists
+and dicts, as they cross the wire; `ObjectStats` adds the per-vnode answers up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import object as riak_object
+from ..storage import keys
+from .vnode import VnodeContract
+
+OBJECT_STATS = "object-stats"
+FIND_KEYS = "find-keys"
+ERASABLE = "erasable"
+KINDS = frozenset({OBJECT_STATS, FIND_KEYS, ERASABLE})
+SIBLINGS, SIZE = "siblings", "size"
+
+# A fold works through SLICE keys, then rests long enough that it takes at most SHARE
+# of the event loop: foreground requests keep at least 1 - SHARE of their throughput.
+SLICE = 200
+SHARE = 0.1
+
+Wanted = Callable[[bytes, bytes, bytes], bool]
+
+
+@dataclass
+class ObjectStats:
+    """Counts over stored objects, tombstones included (they take space until reaped)."""
+
+    count: int = 0
+    total_bytes: int = 0
+    largest_bytes: int = 0
+    tombstones: int = 0
+    siblings: dict[int, int] = field(default_factory=dict)  # sibling count -> objects
+
+    def add(self, size: int, deleted_flags: list[bool]) -> None:
+        self.count += 1
+        self.total_bytes += size
+        self.largest_bytes = max(self.largest_bytes, size)
+        self.tombstones += all(deleted_flags)
+        n = len(deleted_flags)
+        self.siblings[n] = self.siblings.get(n, 0) + 1
+
+    def merge(self, other: ObjectStats) -> None:
+        self.count += other.count
+        self.total_bytes += other.total_bytes
+        self.largest_bytes = max(self.largest_bytes, other.largest_bytes)
+        self.tombstones += other.tombstones
+        for n, objects in other.siblings.items():
+            self.siblings[n] = self.siblings.get(n, 0) + objects
+
+    def to_wire(self) -> list:
+        histogram = sorted(self.siblings.items())
+        return [self.count, self.total_bytes, self.largest_bytes, self.tombstones, histogram]
+
+    @classmethod
+    def from_wire(cls, raw: list) -> ObjectStats:
+        count, total, largest, tombstones, histogram = raw
+        return cls(count, total, largest, tombstones, {int(n): int(c) for n, c in histogram})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "total_bytes": self.total_bytes,
+            "largest_bytes": self.largest_bytes,
+            "tombstones": self.tombstones,
+            "siblings": {str(n): c for n, c in sorted(self.siblings.items())},
+        }
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which objects a fold visits: a bucket type, a bucket of it, keys starting with a prefix."""
+
+    bucket_type: bytes | None = None
+    bucket: bytes | None = None
+    prefix: bytes = b""
+
+    def to_wire(self) -> list:
+        return [self.bucket_type, self.bucket, self.prefix]
+
+    @classmethod
+    def from_wire(cls, raw: list) -> Scope:
+        btype, bucket, prefix = raw
+        return cls(
+            None if btype is None else bytes(btype),
+            None if bucket is None else bytes(bucket),
+            bytes(prefix),
+        )
+
+    def bounds(self) -> tuple[bytes, bytes | None]:
+        """The object-key range to scan: (b"", None) for the whole vnode."""
+        if self.bucket_type is None:
+            return b"", None
+        low = keys.bucket_prefix(self.bucket_type, self.bucket)
+        return low, keys.successor(low)
+
+
+class Pacer:
+    """Rests between slices of a fold so that it takes at most `share` of the event loop."""
+
+    def __init__(self, share: float = SHARE, slice_keys: int = SLICE) -> None:
+        self._rest = (1 - share) / share
+        self._slice = slice_keys
+        self._loop = asyncio.get_running_loop()
+        self._seen = 0
+        self._started = self._loop.time()
+
+    async def step(self) -> None:
+        self._seen += 1
+        if self._seen % self._slice:
+            return
+        busy = self._loop.time() - self._started
+        await asyncio.sleep(busy * self._rest)
+        self._started = self._loop.time()
+
+
+async def _objects(
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope
+) -> AsyncIterator[tuple[bytes, bytes, bytes, bytes]]:
+    """(type, bucket, key, encoded object) of every object in `scope` that `wanted` keeps."""
+    pacer = Pacer()
+    low, high = scope.bounds()
+    for okey, value in vnodes.fold(vnode, low, high):
+        await pacer.step()
+        btype, bucket, key = keys.split_object_key(okey)
+        if key.startswith(scope.prefix) and wanted(btype, bucket, key):
+            yield btype, bucket, key, value
+
+
+async def object_stats(vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope) -> list:
+    stats = ObjectStats()
+    async for _, _, _, value in _objects(vnodes, vnode, wanted, scope):
+        stats.add(len(value), riak_object.deleted_flags(value))
+    return stats.to_wire()
+
+
+def over(measure: str, threshold: int, size: int, siblings: int) -> bool:
+    """Whether an object of `size` bytes and `siblings` siblings is over a find-keys threshold."""
+    return (siblings if measure == SIBLINGS else size) > threshold
+
+
+async def find_keys(
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, measure: str, threshold: int
+) -> list[list]:
+    """[type, bucket, key, siblings, size] of every object over the threshold."""
+    found = []
+    async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope):
+        siblings = len(riak_object.deleted_flags(value))
+        if over(measure, threshold, len(value), siblings):
+            found.append([btype, bucket, key, siblings, len(value)])
+    return found
+
+
+async def erasable(vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope) -> list[list]:
+    """[type, bucket, key] of every object in scope that is not already a tombstone."""
+    return [
+        [btype, bucket, key]
+        async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope)
+        if not riak_object.is_encoded_tombstone(value)
+    ]
+
+
+async def run(vnodes: VnodeContract, vnode: int, wanted: Wanted, kind: str, args: list) -> list:
+    """Answer one operator fold: `args` is the scope's wire form, then the kind's own."""
+    scope = Scope.from_wire(args[0])
+    if kind == OBJECT_STATS:
+        return await object_stats(vnodes, vnode, wanted, scope)
+    if kind == FIND_KEYS:
+        measure, threshold = args[1], int(args[2])
+        if measure not in (SIBLINGS, SIZE):
+            raise ValueError(f"find-keys measures siblings or size, not {measure!r}")
+        return await find_keys(vnodes, vnode, wanted, scope, measure, threshold)
+    if kind == ERASABLE:
+        return await erasable(vnodes, vnode, wanted, scope)
+    raise ValueError(f"unknown operator fold {kind!r}")

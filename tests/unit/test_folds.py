@@ -1,0 +1,123 @@
+"""Operator folds on one vnode: stats accumulation, thresholds, scopes and pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from spinekv import object as riak_object
+from spinekv.node import folds
+from spinekv.node.folds import ObjectStats, Pacer, Scope
+from spinekv.node.vnode import Vnodes
+from spinekv.object import Content
+from spinekv.storage.keys import object_key
+from spinekv.storage.memory import MemoryBackend
+
+P = 0
+
+
+def everything(btype: bytes, bucket: bytes, key: bytes) -> bool:
+    return True
+
+
+def store() -> Vnodes:
+    """One vnode holding: sets/b/{a1,a2} (a2 with 2 siblings), sets/c/a3 (big), default/b/x
+    and a tombstone sets/b/gone."""
+    vnodes = Vnodes("n1", MemoryBackend(), random.Random(1))
+
+    def put(btype: bytes, bucket: bytes, key: bytes, content: Content) -> None:
+        okey = object_key(btype, bucket, key)
+        old = vnodes.get(P, okey)
+        context = {} if old is None or key == b"a2" else riak_object.context(old)
+        vnodes.coordinate(P, okey, context, content, allow_mult=True, last_write_wins=False)
+
+    put(b"sets", b"b", b"a1", Content(b"1"))
+    put(b"sets", b"b", b"a2", Content(b"2"))
+    put(b"sets", b"b", b"a2", Content(b"22"))  # no context: a sibling
+    put(b"sets", b"c", b"a3", Content(b"x" * 5000))
+    put(b"default", b"b", b"x", Content(b"y"))
+    put(b"sets", b"b", b"gone", Content(b"z"))
+    put(b"sets", b"b", b"gone", riak_object.tombstone(9))
+    return vnodes
+
+
+def test_stats_add_up_counts_sizes_siblings_and_tombstones():
+    a, b = ObjectStats(), ObjectStats()
+    a.add(10, [False])
+    a.add(30, [False, False])
+    b.add(5, [True])
+    b.add(7, [True, False])
+    a.merge(b)
+    assert (a.count, a.total_bytes, a.largest_bytes, a.tombstones) == (4, 52, 30, 1)
+    assert a.siblings == {1: 2, 2: 2}
+    assert ObjectStats.from_wire(a.to_wire()) == a
+    assert a.to_json()["siblings"] == {"1": 2, "2": 2}
+
+
+def test_thresholds_are_strictly_over():
+    assert folds.over(folds.SIBLINGS, 1, size=999, siblings=2)
+    assert not folds.over(folds.SIBLINGS, 2, size=999, siblings=2)
+    assert folds.over(folds.SIZE, 100, size=101, siblings=1)
+    assert not folds.over(folds.SIZE, 100, size=100, siblings=9)
+
+
+def test_scope_wire_roundtrip_and_bounds():
+    scope = Scope(b"sets", b"b", b"a")
+    assert Scope.from_wire(scope.to_wire()) == scope
+    assert Scope().bounds() == (b"", None)
+    low, high = Scope(b"sets").bounds()
+    assert low < object_key(b"sets", b"zz", b"k") < high
+    assert not low <= object_key(b"set", b"b", b"k") < high
+
+
+async def test_object_stats_over_a_type_a_bucket_and_everything():
+    vnodes = store()
+    whole = ObjectStats.from_wire(
+        await folds.run(vnodes, P, everything, "object-stats", [[None, None, b""]])
+    )
+    assert (whole.count, whole.tombstones) == (5, 1)
+    assert whole.siblings == {1: 4, 2: 1}
+    assert whole.largest_bytes > 5000
+    typed = ObjectStats.from_wire(await folds.object_stats(vnodes, P, everything, Scope(b"sets")))
+    assert typed.count == 4
+    bucket = ObjectStats.from_wire(
+        await folds.object_stats(vnodes, P, everything, Scope(b"sets", b"b"))
+    )
+    assert (bucket.count, bucket.tombstones) == (3, 1)
+
+
+async def test_wanted_filters_keys_out():
+    vnodes = store()
+    only_a1 = await folds.find_keys(vnodes, P, lambda t, b, k: k == b"a1", Scope(), folds.SIZE, 0)
+    assert [row[:3] for row in only_a1] == [[b"sets", b"b", b"a1"]]
+
+
+async def test_find_keys_by_siblings_and_by_size():
+    vnodes = store()
+    many = await folds.run(vnodes, P, everything, "find-keys", [[None, None, b""], "siblings", 1])
+    assert [(r[2], r[3]) for r in many] == [(b"a2", 2)]
+    big = await folds.run(vnodes, P, everything, "find-keys", [[b"sets", None, b""], "size", 4096])
+    assert [r[2] for r in big] == [b"a3"]
+
+
+async def test_erasable_keys_skip_tombstones_and_keep_to_the_prefix():
+    vnodes = store()
+    found = await folds.run(vnodes, P, everything, "erasable", [[b"sets", b"b", b""]])
+    assert sorted(r[2] for r in found) == [b"a1", b"a2"]
+    assert await folds.erasable(vnodes, P, everything, Scope(b"sets", b"b", b"a2")) == [
+        [b"sets", b"b", b"a2"]
+    ]
+
+
+async def test_pacer_rests_nine_times_as_long_as_it_works():
+    loop = asyncio.get_running_loop()
+    pacer = Pacer(share=0.1, slice_keys=10)
+    started = loop.time()
+    busy = 0.0
+    for _ in range(30):
+        t = loop.time()
+        while loop.time() - t < 0.001:  # a key's worth of work
+            pass
+        busy += loop.time() - t
+        await pacer.step()
+    assert loop.time() - started >= busy / 0.1 * 0.9
