@@ -29,6 +29,7 @@ from .config import ClusterConfig, ConfigError, NodeSpec, load_config
 from .http import openapi
 from .http.admin import AdminHandlers
 from .http.audit import AuditHandlers
+from .http.folds import FoldHandlers
 from .http.kv import KVHandlers
 from .http.pds import PdsRoutes
 from .http.props import PropsHandlers
@@ -286,6 +287,7 @@ def http_app(node: Node) -> web.Application:
         UserHandlers(config, node.membership),
         ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
+        FoldHandlers(config, coordinator, props_of),
         PdsRoutes(node.records),
         TraceRoutes(node.records),
         ScrRoutes(node.records),

@@ -1,0 +1,219 @@
+"""Operator folds under /admin/fold (Riak 3's aae_fold): object stats, find keys, erase."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+from .. import object as riak_object
+from ..config import ClusterConfig
+from ..node import folds
+from ..node.coordinator import BKey, Coordinator
+from ..node.coverage import CoverageFailed
+from ..node.folds import ObjectStats, Scope
+from ..props import BucketProps
+from ..quorum import Failed, NotFound
+from . import api, openapi
+from .request import HttpError, delete_options, json_answer, refusing, shown, timeout
+
+# A fold over a large node is paced to a tenth of its time: give it longer than a request.
+FOLD_TIMEOUT_MS = 600_000
+ERASE_RATE = 500  # keys per second the erase deletes at, by default
+MAX_ERASE_RATE = 100_000
+ERASED, GONE, FAILED = "erased", "already_gone", "failed"
+
+
+def _count(query: Mapping[str, str], name: str, default: int | None = None) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+        raise HttpError(400, f"{name}={shown(raw)}: expected a non-negative integer")
+    return int(raw)
+
+
+class FoldHandlers:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        coordinator: Coordinator,
+        props_of: Callable[[str, str], BucketProps | None],
+    ) -> None:
+        self.config = config
+        self.coordinator = coordinator
+        self._props_of = props_of
+
+    def _scope(self, query: Mapping[str, str], *, need_bucket: bool = False) -> tuple[Scope, int]:
+        """The fold's scope, and the n_val its coverage plan may assume."""
+        type_name = query.get("type")
+        bucket = query.get("bucket")
+        if bucket is not None and type_name is None:
+            type_name = "default"
+        if need_bucket and bucket is None:
+            raise HttpError(400, "bucket is required")
+        if type_name == self.config.records.bucket_type:
+            raise HttpError(
+                403, f"bucket type {type_name!r} is reached only through the record API"
+            )
+        props = None if type_name is None else self._props_of(type_name, bucket or "")
+        if type_name is not None and props is None:
+            raise HttpError(400, f"type={shown(type_name)}: no such bucket type")
+        scope = Scope(
+            None if type_name is None else type_name.encode(),
+            None if bucket is None else bucket.encode(),
+            query.get("prefix", "").encode(),
+        )
+        # A bucket may set its own n_val; unless one bucket is named, each key partition is
+        # answered by its first primary, which holds it whatever the n_val (so all must be up).
+        return scope, props.n_val if props is not None and bucket is not None else 1
+
+    async def _collect(self, query: Mapping[str, str], kind: str, args: list, n_val: int) -> list:
+        limit = timeout(query, FOLD_TIMEOUT_MS)
+        parts = []
+        try:
+            async with asyncio.timeout(limit):
+                async for part in self.coordinator.coverage.run(kind, args, n_val, limit):
+                    parts.append(part)
+        except CoverageFailed as exc:
+            raise HttpError(503, str(exc)) from None
+        except TimeoutError:
+            raise HttpError(503, f"fold timed out after {limit:g}s") from None
+        return parts
+
+    @refusing(json_answer)
+    async def object_stats(self, request: web.Request) -> web.Response:
+        scope, n_val = self._scope(request.query)
+        stats = ObjectStats()
+        for part in await self._collect(
+            request.query, folds.OBJECT_STATS, [scope.to_wire()], n_val
+        ):
+            stats.merge(ObjectStats.from_wire(part))
+        return web.json_response(stats.to_json())
+
+    @refusing(json_answer)
+    async def find_keys(self, request: web.Request) -> web.Response:
+        query = request.query
+        measures = [m for m in (folds.SIBLINGS, folds.SIZE) if m in query]
+        if len(measures) != 1:
+            raise HttpError(400, "give exactly one of siblings=N or size=BYTES")
+        measure = measures[0]
+        scope, n_val = self._scope(query)
+        args = [scope.to_wire(), measure, _count(query, measure)]
+        records = self.config.records.bucket_type.encode()
+        found = sorted(
+            (bytes(t), bytes(b), bytes(k), siblings, size)
+            for part in await self._collect(query, folds.FIND_KEYS, args, n_val)
+            for t, b, k, siblings, size in part
+            if bytes(t) != records
+        )
+        return web.json_response(
+            {
+                "keys": [
+                    {
+                        "type": t.decode(errors="replace"),
+                        "bucket": b.decode(errors="replace"),
+                        "key": k.decode(errors="replace"),
+                        "siblings": siblings,
+                        "size": size,
+                    }
+                    for t, b, k, siblings, size in found
+                ]
+            }
+        )
+
+    @refusing(json_answer)
+    async def erase(self, request: web.Request) -> web.Response:
+        """Tombstone every live key in scope through the coordinator, at `rate` keys/s."""
+        query = request.query
+        scope, n_val = self._scope(query, need_bucket=True)
+        rate = _count(query, "rate", ERASE_RATE)
+        if not rate or rate > MAX_ERASE_RATE:
+            raise HttpError(400, f"rate must be from 1 to {MAX_ERASE_RATE} keys per second")
+        parts = await self._collect(query, folds.ERASABLE, [scope.to_wire()], n_val)
+        found = sorted({(bytes(t), bytes(b), bytes(k)) for part in parts for t, b, k in part})
+        if query.get("dry_run") == "true":
+            return web.json_response({"found": len(found)})
+        props = self._props_of(query.get("type", "default"), query["bucket"])
+        assert props is not None  # _scope checked the type
+        counts = {ERASED: 0, GONE: 0}
+        failed = []
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i, (btype, bucket, key) in enumerate(found):
+            await asyncio.sleep(max(0.0, started + i / rate - loop.time()))
+            outcome, reason = await self._erase_one(BKey(btype, bucket, key), props)
+            if outcome == FAILED:
+                failed.append({"key": key.decode(errors="replace"), "reason": reason})
+            else:
+                counts[outcome] += 1
+        return web.json_response({"found": len(found), **counts, "failed": failed})
+
+    async def _erase_one(self, bkey: BKey, props: BucketProps) -> tuple[str, str]:
+        """(ERASED, ""), (GONE, "") if nothing was there to delete, or (FAILED, why).
+
+        It reads first, as a client's delete does, so the tombstone covers every replica's
+        version and not only the copy the fold saw.
+        """
+        read_opts, put_opts = delete_options({}, props, self.config.request_timeout_ms)
+        found = await self.coordinator.get(bkey, props, read_opts)
+        if isinstance(found, NotFound):
+            return GONE, ""
+        if isinstance(found, Failed):
+            return FAILED, found.reason
+        context = riak_object.context(found.obj)
+        result = await self.coordinator.delete(bkey, props, context, put_opts)
+        return (FAILED, result.reason) if isinstance(result, Failed) else (ERASED, "")
+
+    def routes(self) -> list[api.Route]:
+        return [
+            api.get("/admin/fold/object-stats", self.object_stats, _OBJECT_STATS),
+            api.get("/admin/fold/find-keys", self.find_keys, _FIND_KEYS),
+            api.post("/admin/fold/erase", self.erase, _ERASE),
+        ]
+
+
+# ------------------------------------------------------------------ OpenAPI descriptions
+
+_ANSWERS = {
+    **openapi.ADMIN_RESULT,
+    "400": openapi.ADMIN_REFUSED["400"],
+    "403": api.json_answer(api.schema("AdminResult"), "The records type: {error}."),
+    "503": api.json_answer(api.schema("AdminResult"), "A partition could not answer: {error}."),
+}
+_SCOPE = (
+    api.query("type", {"type": "string"}, "Only this bucket type (default: every type)."),
+    api.query("bucket", {"type": "string"}, "Only this bucket (of type, or of default)."),
+    "timeout",
+)
+_OBJECT_STATS = api.Operation(
+    permission="admin",
+    summary="Count, total and largest size, sibling histogram and tombstones of stored objects",
+    tag="admin",
+    responses=_ANSWERS,
+    params=_SCOPE,
+)
+_FIND_KEYS = api.Operation(
+    permission="admin",
+    summary="Keys with more than N siblings, or larger than BYTES",
+    tag="admin",
+    responses=_ANSWERS,
+    params=(
+        *_SCOPE,
+        api.query("siblings", {"type": "integer", "minimum": 0}, "Keys with more siblings."),
+        api.query("size", {"type": "integer", "minimum": 0}, "Keys larger than this (bytes)."),
+    ),
+)
+_ERASE = api.Operation(
+    permission="admin",
+    summary="Delete (write tombstones for) the keys of a bucket, paced",
+    tag="admin",
+    responses=_ANSWERS,
+    params=(
+        *_SCOPE,
+        api.query("prefix", {"type": "string"}, "Only keys starting with this."),
+        api.query("rate", {"type": "integer", "minimum": 1}, "Keys deleted per second."),
+        api.query("dry_run", api.BOOL, "Only count the keys that would be deleted."),
+    ),
+)
