@@ -97,6 +97,17 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AaeSettings:
+    """[aae]: active anti-entropy's Tictac trees (and, later, their exchanges)."""
+
+    enabled: bool = True
+    # How often each primary partition exchanges its tree with a peer's (the exchanges' tick).
+    tick_ms: int = 60_000
+    # Every tree is rebuilt from a fold this often (with jitter), to catch silent corruption.
+    rebuild_days: float = 7.0
+
+
+@dataclass(frozen=True, slots=True)
 class TlsSettings:
     """[tls]: the cluster CA and each node's certificate and key (`{node}` is the node's name)."""
 
@@ -140,6 +151,7 @@ class ClusterConfig:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     sources: tuple[Source, ...] = ()
     tls: TlsSettings | None = None
+    aae: AaeSettings = field(default_factory=AaeSettings)
     # [cluster] secret_file as written (relative to the file's folder); None: the default.
     secret_file_setting: str | None = None
 
@@ -235,6 +247,12 @@ class _SecurityTable(_Table):
     peer_idle_timeout_ms: int = 300_000
 
 
+class _AaeTable(_Table):
+    enabled: bool = True
+    tick_ms: int = 60_000
+    rebuild_days: int | float = 7
+
+
 class _TlsTable(_Table):
     ca: str
     cert: str
@@ -284,6 +302,7 @@ class _Document(_Table):
     records: _RecordsTable = Field(default_factory=_RecordsTable)
     security: _SecurityTable = Field(default_factory=_SecurityTable)
     tls: _TlsTable | None = None
+    aae: _AaeTable = Field(default_factory=_AaeTable)
     source: list[_SourceTable] = Field(default_factory=list)
     user: list[_UserTable] = Field(default_factory=list)
     node: list[_NodeTable] = Field(default_factory=list)
@@ -415,6 +434,7 @@ def _settings(document: _Document, path: Path) -> ClusterConfig:
         security=_security(document.security),
         sources=_sources(document.source, users),
         tls=_tls(document.tls, path.parent),
+        aae=_aae(document.aae),
         secret_file_setting=cluster.secret_file,
     )
 
@@ -479,6 +499,14 @@ def _users(tables: list[_UserTable], types: Mapping[str, BucketProps]) -> tuple[
         )
         users.append(User(table.name, table.role, table.token_hash, table.password_hash, grants))
     return tuple(users)
+
+
+def _aae(table: _AaeTable) -> AaeSettings:
+    if table.tick_ms < 1:
+        raise ConfigError("aae.tick_ms must be at least 1")
+    if table.rebuild_days <= 0:
+        raise ConfigError("aae.rebuild_days must be positive")
+    return AaeSettings(table.enabled, table.tick_ms, float(table.rebuild_days))
 
 
 def _security(table: _SecurityTable) -> SecuritySettings:

@@ -38,6 +38,7 @@ def test_shipped_cluster_toml_has_five_members_and_a_spare():
     assert config.node_names() == ["n1", "n2", "n3", "n4", "n5", "n6"]
     assert config.nodes_dir == ROOT / "nodes"
     assert config.ring_size == 64 and config.n_val == 3
+    assert config.aae.enabled and config.aae.tick_ms == 60_000 and config.aae.rebuild_days == 7
     assert config.bucket_type("default").allow_mult is False
     assert config.bucket_type("records").allow_mult is True
     assert config.bucket_type("nope") is None
@@ -68,6 +69,11 @@ datatype = "map"
 [records]
 bucket_type = "maps"
 nhs_number_range = ["9990000000", "9990000099"]
+
+[aae]
+enabled = false
+tick_ms = 5000
+rebuild_days = 0.5
 
 [[user]]
 name = "u"
@@ -102,6 +108,7 @@ member = false
     assert user.grants[0].permissions == {"get", "index"}
     assert str(config.sources[0].cidr) == "10.0.0.0/8" and config.sources[0].user == "u"
     assert config.nodes[0].host == "127.0.0.2" and config.nodes[0].member is False
+    assert (config.aae.enabled, config.aae.tick_ms, config.aae.rebuild_days) == (False, 5000, 0.5)
 
 
 # Each mistake with the start of its refusal, after the file's path.
@@ -134,6 +141,8 @@ WRONG_TYPES = [
     ("[cluster]\nring_size = '64'\n", "cluster.ring_size must be an integer"),
     ("[cluster]\nn_val = true\n", "cluster.n_val must be an integer"),
     ("[cluster]\nname = 5\n", "cluster.name must be a string"),
+    ("[aae]\nenabled = 'yes'\n", "aae.enabled must be true or false"),
+    ("[aae]\ntick = 5\n", "unknown key aae.tick (did you mean tick_ms?)"),
     ("cluster = 5\n", "cluster must be a table"),
     ("[bucket_types]\nsets = 5\n", "bucket_types.sets must be a table"),
     ("[records]\nnhs_number_range = ['9990000000', 9]\n", "records.nhs_number_range[1]"),
@@ -216,6 +225,8 @@ def test_nodes_dir_is_relative_to_the_files_folder(tmp_path):
         ({"node": BASE["node"] * 2}, "appears twice"),
         ({"cluster": {"nodes_dir": ""}}, "cluster.nodes_dir"),
         ({"cluster": {"nodes_dir": 3}}, "cluster.nodes_dir"),
+        ({"aae": {"tick_ms": 0}}, "aae.tick_ms must be at least 1"),
+        ({"aae": {"rebuild_days": 0}}, "aae.rebuild_days must be positive"),
     ],
 )
 def test_bad_config_is_rejected_with_reason(data, message):
