@@ -40,7 +40,7 @@ from .http.security import AUTHENTICATOR, security_middleware
 from .http.service import ServiceHandlers, stats_middleware
 from .http.trace import TraceRoutes
 from .http.users import UserHandlers
-from .node import messages
+from .node import aae, messages
 from .node.coordinator import Coordinator
 from .node.coverage import Coverage
 from .node.handoff import Handoff
@@ -111,10 +111,31 @@ class Node:
             batch_bytes=config.max_object_size,
         )
         self.membership.listeners.append(self.handoff.kick)
+        self.aae = self._aae_trees()
         self.dispatch = self._dispatch_table()
         self._runner: web.AppRunner | None = None
         # The node names in the config file as it is now, and the file's mtime they are from.
         self._names_on_disk: tuple[int, frozenset[str]] = (0, frozenset())
+
+    def _aae_trees(self) -> aae.AaeTrees | None:
+        """The node's Tictac trees, kept by every vnode change; None with [aae] enabled = false."""
+        if not self.config.aae.enabled:
+            aae.forget_persisted(self.backend)
+            return None
+        trees = aae.AaeTrees(
+            self.config,
+            self.name,
+            self.vnodes,
+            self.backend,
+            lambda: self.membership.ring,
+            lambda: self.membership.buckets,
+            self.props_of,
+            clock=self.clock,
+            rng=self.rng,
+        )
+        self.vnodes.listeners.append(trees.on_change)
+        self.membership.listeners.append(trees.sync_ownership)
+        return trees
 
     def _dispatch_table(self) -> Dispatcher:
         """Each internode message type to the part that owns it."""
@@ -237,6 +258,8 @@ class Node:
         )
         self.membership.start()
         self.handoff.start()
+        if self.aae is not None:
+            self.aae.start()
         if serve_http:
             self._runner = web.AppRunner(http_app(self), access_log=None)
             await self._runner.setup()
@@ -262,6 +285,8 @@ class Node:
         await self.membership.stop()
         await self.coordinator.close()
         await self.transport.close()
+        if self.aae is not None:  # last: no write may change the data after the trees are saved
+            await self.aae.stop()
         self.backend.close()
 
 
@@ -283,7 +308,7 @@ def http_app(node: Node) -> web.Application:
     handlers = [
         KVHandlers(config, coordinator, node.now_us, props_of=props_of),
         PropsHandlers(config, node.membership),
-        AdminHandlers(config, coordinator, node.handoff),
+        AdminHandlers(config, coordinator, node.handoff, node.aae),
         UserHandlers(config, node.membership),
         ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),

@@ -1,4 +1,4 @@
-"""Operator endpoints under /admin: node status, ring state and staged changes, replicas."""
+"""Operator endpoints under /admin: node status, ring state and staged changes, replicas, AAE."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aiohttp import web
 from .. import object as riak_object
 from .. import ringstate
 from ..config import ClusterConfig
+from ..node.aae import AaeTrees
 from ..node.coordinator import BKey, Coordinator
 from ..node.handoff import Handoff
 from ..node.messages import Get
@@ -21,10 +22,17 @@ from .request import HttpError, json_answer, path_names, refusing
 
 
 class AdminHandlers:
-    def __init__(self, config: ClusterConfig, coordinator: Coordinator, handoff: Handoff) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        coordinator: Coordinator,
+        handoff: Handoff,
+        aae: AaeTrees | None,
+    ) -> None:
         self.config = config
         self.coordinator = coordinator
         self.handoff = handoff
+        self.aae = aae
         self.n_val = config.n_val
 
     async def status(self, request: web.Request) -> web.Response:
@@ -52,6 +60,18 @@ class AdminHandlers:
                     ],
                     "recent": [asdict(t) for t in self.handoff.stats.completed],
                 },
+            }
+        )
+
+    async def aae_trees(self, request: web.Request) -> web.Response:
+        """This node's anti-entropy trees: per preference list, its state, keys and root."""
+        trees = self.aae
+        return web.json_response(
+            {
+                "node": self.coordinator.me,
+                "enabled": trees is not None,
+                "segments": None if trees is None else trees.shape.segments,
+                "trees": [] if trees is None else trees.status(),
             }
         )
 
@@ -195,6 +215,7 @@ class AdminHandlers:
             api.get("/admin/node", self.identity, _IDENTITY),
             api.get("/admin/status", self.status, _STATUS),
             api.get("/admin/ring", self.ring, _RING),
+            api.get("/admin/aae", self.aae_trees, _AAE),
             api.post("/admin/stage", self.stage, _STAGE),
             api.post("/admin/clear", self.clear, _CLEAR),
             api.get("/admin/plan", self.plan, _PLAN),
@@ -241,6 +262,12 @@ _STATUS = api.Operation(
 _RING = api.Operation(
     permission="admin",
     summary="The ring state as this node sees it",
+    tag="admin",
+    responses=openapi.ADMIN_RESULT,
+)
+_AAE = api.Operation(
+    permission="admin",
+    summary="This node's anti-entropy trees: state, keys, root and last rebuild of each",
     tag="admin",
     responses=openapi.ADMIN_RESULT,
 )

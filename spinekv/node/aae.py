@@ -90,6 +90,12 @@ def n_vals_in_use(config: ClusterConfig, meta: BucketMeta) -> set[int]:
     return found
 
 
+def forget_persisted(backend: Backend) -> None:
+    """A node running without trees changes data the persisted ones describe: drop their marker."""
+    if backend.get_meta(MARKER_META):
+        backend.put_meta(MARKER_META, b"")
+
+
 @dataclass(slots=True)
 class Slot:
     """One tree and its bookkeeping; `fresh` is its replacement while a rebuild runs."""
