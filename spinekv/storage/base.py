@@ -69,7 +69,8 @@ class Backend(Protocol):
         ...
 
     def fold(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        """Every (okey, value) stored under `partition`, in key order."""
+        """Every (okey, value) stored under `partition`, in key order, as of a snapshot taken
+        when the first item is read: writes after that do not show (AAE rebuilds rely on it)."""
         ...
 
     def count(self, partition: int) -> int:
