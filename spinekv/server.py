@@ -40,7 +40,7 @@ from .http.security import AUTHENTICATOR, security_middleware
 from .http.service import ServiceHandlers, stats_middleware
 from .http.trace import TraceRoutes
 from .http.users import UserHandlers
-from .node import aae, messages
+from .node import aae, exchange, messages
 from .node.coordinator import Coordinator
 from .node.coverage import Coverage
 from .node.handoff import Handoff
@@ -112,6 +112,7 @@ class Node:
         )
         self.membership.listeners.append(self.handoff.kick)
         self.aae = self._aae_trees()
+        self.exchanges = self._exchanges()
         self.dispatch = self._dispatch_table()
         self._runner: web.AppRunner | None = None
         # The node names in the config file as it is now, and the file's mtime they are from.
@@ -137,6 +138,24 @@ class Node:
         self.membership.listeners.append(trees.sync_ownership)
         return trees
 
+    def _exchanges(self) -> exchange.Exchanges | None:
+        """Anti-entropy exchanges of the node's trees with its peers' (None without trees)."""
+        if self.aae is None:
+            return None
+        return exchange.Exchanges(
+            self.name,
+            self.aae,
+            self.membership,
+            self.handoff,
+            self.coordinator,
+            self.transport,
+            self.props_of,
+            tick=self.config.aae.tick_ms / 1000,
+            max_bytes=self.config.max_object_size,
+            clock=self.clock,
+            rng=self.rng,
+        )
+
     def _dispatch_table(self) -> Dispatcher:
         """Each internode message type to the part that owns it."""
         table = Dispatcher()
@@ -147,6 +166,11 @@ class Node:
         table.route(messages.Cover, self.coverage.serve)
         table.route(messages.Gossip, self.membership.serve_gossip)
         table.route(messages.Ping, self.membership.serve_ping)
+        ex = self.exchanges
+        table.route(messages.AaeRoot, exchange.refuse if ex is None else ex.serve_root)
+        table.route(messages.AaeBranches, exchange.refuse if ex is None else ex.serve_branches)
+        table.route(messages.AaeSegments, exchange.refuse if ex is None else ex.serve_segments)
+        table.route(messages.AaeKeys, exchange.refuse if ex is None else ex.serve_keys)
         if table.missing():
             raise RuntimeError(f"message types without a handler: {table.missing()}")
         return table
@@ -260,6 +284,8 @@ class Node:
         self.handoff.start()
         if self.aae is not None:
             self.aae.start()
+        if self.exchanges is not None:
+            self.exchanges.start()
         if serve_http:
             self._runner = web.AppRunner(http_app(self), access_log=None)
             await self._runner.setup()
@@ -281,6 +307,8 @@ class Node:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.exchanges is not None:
+            await self.exchanges.stop()
         await self.handoff.stop()
         await self.membership.stop()
         await self.coordinator.close()

@@ -292,6 +292,39 @@ class AaeTrees:
         """Return once no rebuild is due or running."""
         await self._settled.wait()
 
+    # ------------------------------------------------------------------ exchanges
+
+    def built(self, tid: TreeId) -> Tree | None:
+        """Tree `tid` if this node holds it and it is built (an exchange may compare it)."""
+        slot = self.slots.get(tid)
+        return None if slot is None or slot.state == REBUILDING else slot.tree
+
+    async def key_versions(
+        self, tid: TreeId, segments: set[int], max_bytes: int
+    ) -> tuple[list[list[bytes]], bool]:
+        """[object key, version] of tree `tid`'s keys in `segments`, in key order, from a fold
+        over its source vnode; cut short (False) once the pairs pass `max_bytes`."""
+        slot = self.slots.get(tid)
+        if slot is None:
+            return [], True
+        pairs: list[list[bytes]] = []
+        size = 0
+        for folded, (okey, raw) in enumerate(self._vnodes.fold(slot.source), 1):
+            if folded % _CHUNK == 0:
+                await asyncio.sleep(0)
+            key_tid, khash = self._tree_of(okey)
+            if key_tid != tid or self.shape.segment_of(khash) not in segments:
+                continue
+            try:
+                digest = version(riak_object.decode(raw))
+            except riak_object.CodecError:
+                continue  # left out, as a rebuild leaves it out: the peer's copy repairs it
+            pairs.append([okey, digest])
+            size += len(okey) + len(digest)
+            if size >= max_bytes:
+                return pairs, False
+        return pairs, True
+
     # ------------------------------------------------------------------ persistence
 
     def _load_marker(self) -> dict[TreeId, tuple[int, int, float]]:

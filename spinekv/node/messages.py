@@ -13,7 +13,8 @@ MIN_PROTOCOL_VERSION the release after).
 
 The dispatch table routes each type to the module that owns it: reads and
 writes to the vnodes, coordinated PUTs to the coordinator, handoff to
-handoff.py, coverage folds to coverage.py, gossip and pings to membership.py.
+handoff.py, coverage folds to coverage.py, gossip and pings to membership.py, anti-entropy
+exchanges to exchange.py.
 """
 
 from __future__ import annotations
@@ -130,6 +131,53 @@ class Ping(Message):
     TAG: ClassVar[int] = 7
 
 
+@dataclass(frozen=True, slots=True)
+class AaeRoot(Message):
+    """An anti-entropy exchange asks for the root of tree (partition, n_val).
+
+    Every Aae* reply is [True, answer] or [False, why] when the peer holds no built tree
+    of that name (not a primary of that list, or rebuilding): the exchange is skipped.
+    The answer here is the root (an int).
+    """
+
+    TAG: ClassVar[int] = 8
+    partition: int
+    n_val: int
+
+
+@dataclass(frozen=True, slots=True)
+class AaeBranches(Message):
+    """An exchange asks for a tree's branch hashes: those listed, or all (None)."""
+
+    TAG: ClassVar[int] = 9
+    partition: int
+    n_val: int
+    branches: list | None
+
+
+@dataclass(frozen=True, slots=True)
+class AaeSegments(Message):
+    """An exchange asks for the hashes of a tree's listed segments."""
+
+    TAG: ClassVar[int] = 10
+    partition: int
+    n_val: int
+    segments: list
+
+
+@dataclass(frozen=True, slots=True)
+class AaeKeys(Message):
+    """An exchange asks for the [object key, version] pairs of a tree's listed segments.
+
+    The answer is [pairs in key order, complete]; a long list is cut short (complete False).
+    """
+
+    TAG: ClassVar[int] = 11
+    partition: int
+    n_val: int
+    segments: list
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Get,
     Put,
@@ -138,6 +186,10 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Cover,
     Gossip,
     Ping,
+    AaeRoot,
+    AaeBranches,
+    AaeSegments,
+    AaeKeys,
 )
 _BY_TAG: dict[int, tuple[type[Message], int]] = {
     cls.TAG: (cls, len(fields(cls))) for cls in MESSAGE_TYPES

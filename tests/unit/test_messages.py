@@ -27,6 +27,10 @@ SAMPLES = [
     Cover(9, [8, 9], "index", [b"t", b"b", "f_bin", "a", "z", False, None, None, None]),
     messages.Gossip(b"frame"),
     Ping(),
+    messages.AaeRoot(4, 3),
+    messages.AaeBranches(4, 3, None),
+    messages.AaeSegments(4, 3, [1, 700]),
+    messages.AaeKeys(4, 3, [700]),
 ]
 
 
