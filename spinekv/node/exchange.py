@@ -97,6 +97,7 @@ class Exchanges:
         self._rng = rng
         self._max_repairs = max_repairs
         self.last: dict[TreeId, LastExchange] = {}
+        self.repaired = 0  # keys read-repaired by this node's exchanges since it started
         self._task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ serving peers
@@ -149,7 +150,10 @@ class Exchanges:
 
     async def _forever(self) -> None:
         while True:
-            await asyncio.sleep(self._tick * self._rng.uniform(1 - _JITTER, 1 + _JITTER))
+            # The random part is drawn after the fixed part: a node whose tick never comes
+            # (the simulation's) draws nothing, so its other random choices stay the same.
+            await asyncio.sleep(self._tick * (1 - _JITTER))
+            await asyncio.sleep(self._tick * 2 * _JITTER * self._rng.random())
             for tid in sorted(self._trees.slots):
                 if self._handoff.stats.active:
                     break  # handing off: the transfer's writes come first
@@ -190,6 +194,7 @@ class Exchanges:
         repaired = await self._repair(step.repair)
         result = LastExchange(self._clock.time(), peer, step.outcome, repaired)
         self.last[tid] = result
+        self.repaired += repaired
         log.debug("aae: tree %s with %s: %s, %d repaired", tid, peer, step.outcome, repaired)
         return result
 

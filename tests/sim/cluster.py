@@ -47,6 +47,9 @@ def sim_config(nodes: int, ring_size: int, n_val: int) -> ClusterConfig:
         "cluster": {"name": "sim", "ring_size": ring_size, "n_val": n_val},
         "bucket_defaults": {"r": "quorum", "w": "quorum"},
         "bucket_types": {"sets": {}, "records": {}},  # allow_mult = true, as every created type
+        # AAE exchanges are off (a tick longer than any run) until the simulation checks
+        # replica convergence: their repairs would heal the losses its stories must see.
+        "aae": {"tick_ms": 30 * 86_400_000},
         "node": [
             {"name": f"n{i + 1}", "http_port": 10_000 + i, "peer_port": 20_000 + i}
             for i in range(nodes)
