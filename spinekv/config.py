@@ -429,7 +429,7 @@ def _settings(document: _Document, path: Path) -> ClusterConfig:
         nodes_dir_setting=cluster.nodes_dir,
         max_object_size=cluster.max_object_size,
         request_timeout_ms=cluster.request_timeout_ms,
-        users=(users := _users(document.user, types)),
+        users=(users := _users(document.user)),
         records=_records(document.records, types),
         security=_security(document.security),
         sources=_sources(document.source, users),
@@ -458,7 +458,7 @@ def _nodes(tables: list[_NodeTable]) -> tuple[NodeSpec, ...]:
     return tuple(nodes)
 
 
-def _grant(where: str, table: _GrantTable, types: Mapping[str, BucketProps]) -> Grant:
+def _grant(where: str, table: _GrantTable) -> Grant:
     unknown = [p for p in table.permissions if p not in PERMISSIONS]
     if unknown or not table.permissions:
         raise ConfigError(
@@ -473,7 +473,7 @@ def _grant(where: str, table: _GrantTable, types: Mapping[str, BucketProps]) -> 
     return Grant(frozenset(table.permissions), bucket_type, bucket or None)
 
 
-def _users(tables: list[_UserTable], types: Mapping[str, BucketProps]) -> tuple[User, ...]:
+def _users(tables: list[_UserTable]) -> tuple[User, ...]:
     users: list[User] = []
     for i, table in enumerate(tables):
         where = f"user[{i}]"
@@ -495,7 +495,7 @@ def _users(tables: list[_UserTable], types: Mapping[str, BucketProps]) -> tuple[
         if any(u.name == table.name for u in users):
             raise ConfigError(f"user name {table.name!r} appears twice")
         grants = tuple(
-            _grant(f"{where}.grants[{j}]", grant, types) for j, grant in enumerate(table.grants)
+            _grant(f"{where}.grants[{j}]", grant) for j, grant in enumerate(table.grants)
         )
         users.append(User(table.name, table.role, table.token_hash, table.password_hash, grants))
     return tuple(users)

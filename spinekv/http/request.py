@@ -120,19 +120,26 @@ def riak_unquote(segment: str) -> str:
         raise HttpError(400, f"path segment {shown(segment)} is not UTF-8 once decoded") from None
 
 
+_PATH_NAMES = web.RequestKey("path_names", dict)
+
+
 def path_names(request: web.Request) -> dict[str, str]:
     """A route's {names} (type, bucket, key, field, ...) from the raw path, by riak_unquote.
 
     aiohttp's match_info has decoded %XX but left '+' alone; read that way one
     bucket would have two names.
     """
-    pattern = request.match_info.route.resource.canonical.split("/")
-    raw = request.rel_url.raw_path.split("/")
-    return {
-        part[1:-1]: riak_unquote(segment)
-        for part, segment in zip(pattern, raw, strict=True)
-        if part.startswith("{") and part.endswith("}")
-    }
+    # Parsed once per request: the security middleware and the handler both ask.
+    names = request.get(_PATH_NAMES)
+    if names is None:
+        pattern = request.match_info.route.resource.canonical.split("/")
+        raw = request.rel_url.raw_path.split("/")
+        names = request[_PATH_NAMES] = {
+            part[1:-1]: riak_unquote(segment)
+            for part, segment in zip(pattern, raw, strict=True)
+            if part.startswith("{") and part.endswith("}")
+        }
+    return names
 
 
 # ---------------------------------------------------------------- flags and modes
