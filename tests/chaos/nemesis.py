@@ -195,6 +195,10 @@ class FaultEvent:
     took: float = 0.0
 
 
+# The least time a cut is held (membership pings cross every link each second).
+MIN_CUT = 2.0
+
+
 @dataclass
 class Nemesis:
     """Applies a plan of faults to a ChaosCluster and records what it did."""
@@ -211,6 +215,9 @@ class Nemesis:
     shapes: Counter = field(default_factory=Counter)  # cut shape -> count
     cut_drops: list[int] = field(default_factory=list)  # packets each healed cut dropped
     current: str = "calm"
+    # When the active cut began: a schedule running late (a slow restart) must still hold
+    # each cut long enough for traffic to meet it, or the cut tests nothing.
+    cut_began: float = 0.0
 
     def _record(self, action: str, detail: str, started: float) -> None:
         now = self.clock()
@@ -244,6 +251,7 @@ class Nemesis:
         else:
             self.firewall.cut(fault.links)
             self.cut_active = fault
+            self.cut_began = self.clock()
             self.shapes[fault.shape] += 1
         self.injected[fault.kind] += 1
         self._record(fault.kind, fault.describe(), started)
@@ -262,6 +270,9 @@ class Nemesis:
             self.stopped.discard(victim)
             self._record("resume", victim, started)
         else:
+            held = self.clock() - self.cut_began
+            if held < MIN_CUT:
+                await asyncio.sleep(MIN_CUT - held)  # pacing the schedule, not waiting for state
             self._heal_cut(started)
         self.current = self._describe_state()
 
