@@ -128,6 +128,7 @@ class Vnodes:
         self._rng = rng
         self._actors: dict[int, str] = {}
         self.listeners: list[Listener] = []
+        self.reaped = 0  # tombstones removed from here by the reaper since start, for /stats
 
     def actor(self, partition: int) -> str:
         """This node's current actor id for `partition`: the name its new events carry.
