@@ -160,7 +160,7 @@ class Coordinator:
     def _local_get(self, partition: int, okey: bytes) -> Reply:
         try:
             obj = self.vnodes.get(partition, okey)
-        except Exception as exc:  # a corrupt record must not take the request down
+        except Exception as exc:  # a failing disk must not take the request down
             log.exception("local get failed")
             return Failed(f"{self.me}: {exc}")
         return NotFound() if obj is None else Found(obj)
@@ -356,8 +356,13 @@ def _remote_reply(i: int, entry: PrefEntry, on_reply: Any, fut: asyncio.Future) 
     try:
         raw = fut.result()
         reply: Reply = NotFound() if raw is None else Found(riak_object.decode(raw))
-    except (TransportError, riak_object.CodecError) as exc:
+    except TransportError as exc:
         reply = Failed(_describe(entry, exc))
+    except riak_object.CodecError as exc:
+        # The replica's copy is unreadable (its disk rotted it): as good as lost, so it
+        # counts as not found and the read repair overwrites it with the merge.
+        log.warning("unreadable copy on %s; repairing it", _describe(entry, exc))
+        reply = NotFound()
     on_reply(i, reply)
 
 

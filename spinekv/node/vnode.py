@@ -22,6 +22,7 @@ decoding them.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from ..object import Content
 from ..storage.base import Backend
 from ..storage.keys import split_object_key
 from .messages import Get, Put
+
+log = logging.getLogger("spinekv.vnode")
 
 # (type, bucket) -> allow_mult: handed-off objects arrive without their bucket props.
 AllowMultOf = Callable[[bytes, bytes], bool]
@@ -129,6 +132,7 @@ class Vnodes:
         self._actors: dict[int, str] = {}
         self.listeners: list[Listener] = []
         self.reaped = 0  # tombstones removed from here by the reaper since start, for /stats
+        self.unreadable = 0  # local copies found undecodable (and so treated as missing)
 
     def actor(self, partition: int) -> str:
         """This node's current actor id for `partition`: the name its new events carry.
@@ -153,7 +157,27 @@ class Vnodes:
 
     def get(self, partition: int, okey: bytes) -> DVVSet | None:
         raw = self._backend.get(partition, okey)
-        return None if raw is None else riak_object.decode(raw)
+        if raw is None:
+            return None
+        try:
+            return riak_object.decode(raw)
+        except riak_object.CodecError as exc:
+            self._unreadable(partition, okey, exc)
+            return None
+
+    def _unreadable(self, partition: int, okey: bytes, exc: Exception) -> None:
+        """A local copy that no longer decodes (a rotten disk) counts as lost: the next write,
+        read repair or anti-entropy repair overwrites it with the other replicas' merge."""
+        log.warning(
+            "partition %d: unreadable local copy of %r (%s); treated as missing",
+            partition,
+            okey,
+            exc,
+        )
+        self.unreadable += 1
+        # The lost copy may hold events of this vnode's actor that the next write would
+        # number again (kv679), so new events get a fresh actor, as after forget().
+        self._actors.pop(partition, None)
 
     def fold(
         self, partition: int, low: bytes = b"", high: bytes | None = None, *, index: bool = False

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from spinekv.aae_exchange import IN_SYNC
-from spinekv.storage.keys import object_key
+from spinekv.object import contents
+from spinekv.storage.keys import object_key, split_object_key
 from tests.inproc import inproc_cluster
 from tests.support import eventually
 
@@ -85,3 +86,25 @@ async def test_an_in_sync_cluster_repairs_nothing(cluster, http):
         for last in other.exchanges.last.values()
     }
     assert outcomes == {(IN_SYNC, 0)}
+
+
+async def test_replicas_rotten_on_disk_are_overwritten_without_client_reads(cluster, http):
+    await write_all(cluster, http)
+    victim = cluster.nodes["n3"]
+    rotten = held_by(cluster, "n3")[:10]
+    backend = cluster.backends["n3"]
+    for partition, okey in rotten:
+        backend.put(partition, okey, b"\xc1 not an object")  # 0xc1 is never valid msgpack
+    for source in {p for p, _ in rotten}:
+        await victim.aae.rebuild(source)  # the rebuild leaves unreadable copies out
+
+    def all_readable() -> bool:
+        still = [okey for p, okey in rotten if victim.vnodes.get(p, okey) is None]
+        assert not still, f"{len(still)} of {len(rotten)} still unreadable on n3"
+        return True
+
+    await eventually(all_readable, what="every rotten replica rewritten on n3", timeout=30)
+    for partition, okey in rotten:
+        key = split_object_key(okey)[2]
+        assert [c.value for c in contents(victim.vnodes.get(partition, okey))] == [b"v" + key]
+    assert victim.vnodes.unreadable >= len(rotten)

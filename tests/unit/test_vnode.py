@@ -45,3 +45,23 @@ def test_forgetting_nothing_keeps_the_actor():
     actor = vnodes.actor(3)
     vnodes.forget(3, [])
     assert vnodes.actor(3) == actor
+
+
+def test_an_unreadable_local_copy_counts_as_lost_and_the_next_write_does_not_reuse_its_dots():
+    backend = MemoryBackend()
+    vnodes = Vnodes("n2", backend, random.Random(1))
+    first = write(vnodes, b"one")
+    backend.put(3, KEY, b"\xc1 rotten")  # the disk rotted the copy; 0xc1 is never msgpack
+    assert vnodes.get(3, KEY) is None
+    assert vnodes.unreadable == 1
+    second = write(vnodes, b"two")  # blind: the context that named "one" is gone with the copy
+    assert values(riak_object.merge(first, second, allow_mult=True)) == {b"one", b"two"}
+
+
+def test_a_replica_merged_over_an_unreadable_copy_replaces_it():
+    backend = MemoryBackend()
+    vnodes = Vnodes("n2", backend, random.Random(1))
+    good = write(Vnodes("n1", MemoryBackend(), random.Random(2)), b"good")
+    backend.put(3, KEY, b"\xc1 rotten")
+    vnodes.merge(3, KEY, good, allow_mult=True)
+    assert values(vnodes.get(3, KEY)) == {b"good"}
