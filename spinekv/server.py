@@ -336,7 +336,7 @@ def http_app(node: Node) -> web.Application:
     handlers = [
         KVHandlers(config, coordinator, node.now_us, props_of=props_of),
         PropsHandlers(config, node.membership),
-        AdminHandlers(config, coordinator, node.handoff, node.aae),
+        AdminHandlers(config, coordinator, node.handoff, node.aae, node.exchanges),
         UserHandlers(config, node.membership),
         ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),

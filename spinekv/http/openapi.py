@@ -213,6 +213,53 @@ SCHEMAS: Json = {
         },
     },
     "AdminResult": {"type": "object", "additionalProperties": True},
+    "AaeStatus": {
+        "type": "object",
+        "description": "A node's anti-entropy trees; `enabled` false and no trees without AAE.",
+        "properties": {
+            "node": {"type": "string"},
+            "enabled": {"type": "boolean"},
+            "segments": {"type": "integer", "nullable": True},
+            "trees": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "One tree per (partition, n_val) this node holds as a primary.",
+                    "properties": {
+                        "partition": {"type": "integer"},
+                        "n_val": {"type": "integer"},
+                        "source": {"type": "integer", "description": "The vnode it covers."},
+                        "state": {"type": "string", "enum": ["built", "loaded", "rebuilding"]},
+                        "keys": {"type": "integer"},
+                        "root": {"type": "string", "description": "Hex."},
+                        "last_rebuild": {
+                            "type": "number",
+                            "nullable": True,
+                            "description": "Epoch seconds; null if never built since start.",
+                        },
+                        "last_exchange": {
+                            "type": "object",
+                            "nullable": True,
+                            "description": "The last exchange that ran to its end, or null.",
+                            "properties": {
+                                "when": {"type": "number", "description": "Epoch seconds."},
+                                "peer": {"type": "string"},
+                                "outcome": {
+                                    "type": "string",
+                                    "enum": ["in_sync", "unconfirmed", "repair"],
+                                },
+                                "repaired": {"type": "integer"},
+                            },
+                        },
+                        "repairs_last_hour": {
+                            "type": "integer",
+                            "description": "Keys this tree's exchanges repaired in the last hour.",
+                        },
+                    },
+                },
+            },
+        },
+    },
 }
 
 RESPONSES: Json = {

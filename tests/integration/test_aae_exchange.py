@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from spinekv.aae_exchange import IN_SYNC
+from spinekv.aae_exchange import IN_SYNC, REPAIR
 from spinekv.storage.keys import object_key
 from tests.inproc import inproc_cluster
 from tests.support import eventually
@@ -62,6 +63,34 @@ async def test_replicas_lost_from_one_node_return_without_client_reads(cluster, 
         return True
 
     await eventually(counted, what="the exchanges to count their repairs")
+    await shows_the_repairs(cluster, http, len(lost))
+
+
+async def aae_rows(cluster, http) -> dict[str, list[dict]]:
+    rows = {}
+    for name in cluster.nodes:
+        async with http.get(f"{cluster.url(name)}/admin/aae") as r:
+            assert r.status == 200
+            rows[name] = (await r.json())["trees"]
+    return rows
+
+
+async def shows_the_repairs(cluster, http, lost: int) -> None:
+    """GET /admin/aae shows the repairing exchanges, and their repairs age out after an hour."""
+    rows = await aae_rows(cluster, http)
+    repairing = [
+        t["last_exchange"]
+        for trees in rows.values()
+        for t in trees
+        if t["last_exchange"] and t["last_exchange"]["outcome"] == REPAIR
+    ]
+    assert repairing and all(e["repaired"] >= 1 and e["peer"] in cluster.nodes for e in repairing)
+    assert sum(t["repairs_last_hour"] for trees in rows.values() for t in trees) >= lost
+    an_hour_on = time.time() + 3601
+    for node in cluster.nodes.values():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(node.clock, "time", lambda: an_hour_on)
+            assert {node.exchanges.repairs_last_hour(tid) for tid in node.aae.slots} == {0}
 
 
 async def test_an_in_sync_cluster_repairs_nothing(cluster, http):
