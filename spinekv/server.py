@@ -156,6 +156,13 @@ class Node:
             rng=self.rng,
         )
 
+    def counters(self) -> dict[str, int]:
+        """Anti-entropy and reaper totals since start, as /stats reports them."""
+        return {
+            **exchange.stat_counters(self.exchanges, self.aae),
+            "tombstones_reaped": self.vnodes.reaped,
+        }
+
     def _dispatch_table(self) -> Dispatcher:
         """Each internode message type to the part that owns it."""
         table = Dispatcher()
@@ -338,7 +345,14 @@ def http_app(node: Node) -> web.Application:
         PropsHandlers(config, node.membership),
         AdminHandlers(config, coordinator, node.handoff, node.aae, node.exchanges),
         UserHandlers(config, node.membership),
-        ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
+        ServiceHandlers(
+            config,
+            coordinator,
+            stats,
+            type(node.backend).__name__,
+            props_of=props_of,
+            counters=node.counters,
+        ),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
         FoldHandlers(config, coordinator, props_of),
         PdsRoutes(node.records),

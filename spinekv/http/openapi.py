@@ -208,6 +208,14 @@ SCHEMAS: Json = {
                     "http_4xx_total",
                     "http_5xx",
                     "http_5xx_total",
+                    # Totals since start; zero on a node without anti-entropy.
+                    "aae_exchanges_in_sync",
+                    "aae_exchanges_repaired",
+                    "aae_exchanges_unconfirmed",
+                    "aae_exchanges_skipped",
+                    "aae_keys_repaired",
+                    "aae_tree_rebuilds",
+                    "tombstones_reaped",
                 )
             },
         },

@@ -153,10 +153,13 @@ class ServiceHandlers:
         stats: NodeStats,
         storage_backend: str,
         props_of: Callable[[str, str], BucketProps | None] | None = None,
+        counters: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self.config = config
         self.coordinator = coordinator
         self.stats = stats
+        # The node's totals beyond requests (anti-entropy, the reaper), under /stats' names.
+        self._counters = counters
         self.storage_backend = STORAGE_BACKENDS.get(storage_backend, storage_backend)
         # (type, bucket) -> the bucket's effective props, or None for an unknown type.
         self._props_of = props_of or (lambda type_name, bucket: config.bucket_type(type_name))
@@ -207,6 +210,7 @@ class ServiceHandlers:
             "ring_creation_size": state.ring_size,
             "storage_backend": self.storage_backend,
             **self.stats.snapshot(),
+            **self._counters(),
         }
 
     @refusing()

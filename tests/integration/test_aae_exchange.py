@@ -86,6 +86,12 @@ async def shows_the_repairs(cluster, http, lost: int) -> None:
     ]
     assert repairing and all(e["repaired"] >= 1 and e["peer"] in cluster.nodes for e in repairing)
     assert sum(t["repairs_last_hour"] for trees in rows.values() for t in trees) >= lost
+    stats = []
+    for name in cluster.nodes:
+        async with http.get(f"{cluster.url(name)}/stats") as r:
+            stats.append(await r.json())
+    assert sum(s["aae_keys_repaired"] for s in stats) >= lost
+    assert sum(s["aae_exchanges_repaired"] for s in stats) >= len(repairing)
     an_hour_on = time.time() + 3601
     for node in cluster.nodes.values():
         with pytest.MonkeyPatch.context() as mp:
@@ -99,6 +105,7 @@ async def test_an_in_sync_cluster_repairs_nothing(cluster, http):
     results = [await node.exchanges.exchange(tid) for tid in sorted(node.aae.slots)]
     assert results and all(r is not None for r in results)
     assert {(r.outcome, r.repaired) for r in results} == {(IN_SYNC, 0)}
+    assert node.exchanges.outcomes[IN_SYNC] >= len(results)
     for other in cluster.nodes.values():
         other.exchanges.last.clear()
 
