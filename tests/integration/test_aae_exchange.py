@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
+from click.testing import CliRunner
 
 from spinekv.aae_exchange import IN_SYNC, REPAIR
+from spinekv.cli import common, main
 from spinekv.storage.keys import object_key
 from tests.inproc import inproc_cluster
 from tests.support import eventually
@@ -121,3 +124,36 @@ async def test_an_in_sync_cluster_repairs_nothing(cluster, http):
         for last in other.exchanges.last.values()
     }
     assert outcomes == {(IN_SYNC, 0)}
+    await aae_status_shows_every_tree(cluster)
+
+
+def run_cli(cluster, *args: str):
+    argv = ["--config", str(cluster.config.path), "admin", "aae-status", *args]
+    return CliRunner().invoke(main, argv)
+
+
+async def aae_status_shows_every_tree(cluster) -> None:
+    """`spinekv admin aae-status`: a row per node and tree, each in sync; a node that is
+    down is a row saying so, and --node asks one node."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(common.console, "width", 200)  # a row per line, whatever the terminal
+        shown = await asyncio.to_thread(run_cli, cluster)
+    assert shown.exit_code == 0, shown.output
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in shown.output.splitlines()
+        if line.startswith("│")
+    ]
+    for name, node in cluster.nodes.items():
+        mine = [row for row in rows if row[0] == name]
+        assert sorted((int(r[1]), int(r[2])) for r in mine) == sorted(node.aae.slots)
+        assert {r[3] for r in mine} == {"built"}
+        assert all(r[5].endswith(": in sync") and r[6] == "0" for r in mine), mine
+
+    await cluster.stop("n5")
+    answers = json.loads((await asyncio.to_thread(run_cli, cluster, "--json")).output)
+    assert set(answers) == set(cluster.nodes) | {"n5"}
+    assert "did not answer" in answers["n5"]["error"]
+    assert all(answers[name]["trees"] for name in cluster.nodes)
+    one = json.loads((await asyncio.to_thread(run_cli, cluster, "--node", "n2", "--json")).output)
+    assert list(one) == ["n2"]
