@@ -111,6 +111,8 @@ class Node:
             batch_bytes=config.max_object_size,
         )
         self.membership.listeners.append(self.handoff.kick)
+        # Request statistics for /stats, kept by the HTTP middleware; their backlog paces AAE.
+        self.stats = NodeStats(self.clock.monotonic)
         self.aae = self._aae_trees()
         self.exchanges = self._exchanges()
         self.dispatch = self._dispatch_table()
@@ -154,6 +156,8 @@ class Node:
             max_bytes=self.config.max_object_size,
             clock=self.clock,
             rng=self.rng,
+            backlog=lambda: self.stats.backlog,
+            pause_backlog=self.config.aae.pause_backlog,
         )
 
     def counters(self) -> dict[str, int]:
@@ -327,7 +331,7 @@ class Node:
 
 def http_app(node: Node) -> web.Application:
     """The node's HTTP API: Riak's KV, query, props, admin and service routes, the record API."""
-    stats = NodeStats(node.clock.monotonic)
+    stats = node.stats
     middlewares = [stats_middleware(stats, node.clock.monotonic), records_middleware]
     if node.config.security.enabled:
         middlewares.append(security_middleware(node.config))

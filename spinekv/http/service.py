@@ -303,7 +303,8 @@ _PREFLIST = api.Operation(
 def stats_middleware(
     stats: NodeStats, clock: Callable[[], float] = time.monotonic
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """Times every request and hands (method, matched route, status, µs) to `stats`."""
+    """Times every request and hands (method, matched route, status, µs) to `stats`; keeps
+    `stats.backlog`, the requests not yet answered."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -314,6 +315,7 @@ def stats_middleware(
             template = None if isinstance(route, SystemRoute) else route.resource.canonical
             stats.observe(request.method, template, status, (clock() - started) * 1_000_000)
 
+        stats.backlog += 1
         try:
             response = await handler(request)
         except web.HTTPException as exc:
@@ -324,6 +326,8 @@ def stats_middleware(
         except Exception:
             observe(500)  # aiohttp answers an unhandled error with a 500
             raise
+        finally:
+            stats.backlog -= 1
         observe(response.status)
         return response
 

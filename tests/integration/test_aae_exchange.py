@@ -157,3 +157,30 @@ async def aae_status_shows_every_tree(cluster) -> None:
     assert all(answers[name]["trees"] for name in cluster.nodes)
     one = json.loads((await asyncio.to_thread(run_cli, cluster, "--node", "n2", "--json")).output)
     assert list(one) == ["n2"]
+
+
+async def test_exchanges_wait_while_the_request_backlog_is_long(tmp_path, http):
+    # A one-second tick: an exchange may wait ten seconds for the backlog to shrink.
+    async with inproc_cluster(tmp_path, extra="[aae]\ntick_ms = 1000\n") as slow:
+        await write_all(slow, http)
+        for node in slow.nodes.values():  # as if 1,000 client requests were waiting on each
+            node.stats.backlog += 1000
+        lost = held_by(slow, "n2")
+        for partition, okey in lost:
+            slow.backends["n2"].delete(partition, okey)
+        for source in {p for p, _ in lost}:
+            await slow.nodes["n2"].aae.rebuild(source)
+        before = {name: node.exchanges.repaired for name, node in slow.nodes.items()}
+        await asyncio.sleep(3)  # three ticks in which every exchange found the backlog long
+        assert {name: node.exchanges.repaired for name, node in slow.nodes.items()} == before
+        assert all(slow.backends["n2"].get(p, okey) is None for p, okey in lost)
+
+        for node in slow.nodes.values():
+            node.stats.backlog -= 1000
+
+        def all_back() -> bool:
+            missing = [okey for p, okey in lost if slow.backends["n2"].get(p, okey) is None]
+            assert not missing, f"{len(missing)} of {len(lost)} still missing on n2"
+            return True
+
+        await eventually(all_back, what="every lost replica back once the backlog went", timeout=30)

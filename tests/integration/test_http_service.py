@@ -168,6 +168,7 @@ async def test_middleware_counts_handler_failures_and_http_errors():
     stats = NodeStats(lambda: 0.0)
 
     async def boom(request):
+        assert stats.backlog == 1  # this request, accepted and not yet answered
         raise RuntimeError("bug")
 
     async def missing(request):
@@ -180,6 +181,7 @@ async def test_middleware_counts_handler_failures_and_http_errors():
         assert (await client.get("/buckets/b/keys/k")).status == 404
         assert (await client.get("/nowhere")).status == 404
     snap = stats.snapshot()
+    assert stats.backlog == 0
     assert snap["http_5xx_total"] == 1
     assert snap["http_4xx_total"] == 2
     assert snap["node_gets_total"] == 1  # the 404 of an object route
