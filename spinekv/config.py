@@ -105,6 +105,8 @@ class AaeSettings:
     tick_ms: int = 60_000
     # Every tree is rebuilt from a fold this often (with jitter), to catch silent corruption.
     rebuild_days: float = 7.0
+    # Exchanges wait while more client requests than this wait for an answer (the backlog).
+    pause_backlog: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +253,7 @@ class _AaeTable(_Table):
     enabled: bool = True
     tick_ms: int = 60_000
     rebuild_days: int | float = 7
+    pause_backlog: int = 64
 
 
 class _TlsTable(_Table):
@@ -506,7 +509,11 @@ def _aae(table: _AaeTable) -> AaeSettings:
         raise ConfigError("aae.tick_ms must be at least 1")
     if table.rebuild_days <= 0:
         raise ConfigError("aae.rebuild_days must be positive")
-    return AaeSettings(table.enabled, table.tick_ms, float(table.rebuild_days))
+    if table.pause_backlog < 0:
+        raise ConfigError(
+            "aae.pause_backlog must be at least 0 (client requests waiting for an answer)"
+        )
+    return AaeSettings(table.enabled, table.tick_ms, float(table.rebuild_days), table.pause_backlog)
 
 
 def _security(table: _SecurityTable) -> SecuritySettings:

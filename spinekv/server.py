@@ -111,6 +111,8 @@ class Node:
             batch_bytes=config.max_object_size,
         )
         self.membership.listeners.append(self.handoff.kick)
+        # Request statistics for /stats, kept by the HTTP middleware; their backlog paces AAE.
+        self.stats = NodeStats(self.clock.monotonic)
         self.aae = self._aae_trees()
         self.exchanges = self._exchanges()
         self.dispatch = self._dispatch_table()
@@ -154,7 +156,16 @@ class Node:
             max_bytes=self.config.max_object_size,
             clock=self.clock,
             rng=self.rng,
+            backlog=lambda: self.stats.backlog,
+            pause_backlog=self.config.aae.pause_backlog,
         )
+
+    def counters(self) -> dict[str, int]:
+        """Anti-entropy and reaper totals since start, as /stats reports them."""
+        return {
+            **exchange.stat_counters(self.exchanges, self.aae),
+            "tombstones_reaped": self.vnodes.reaped,
+        }
 
     def _dispatch_table(self) -> Dispatcher:
         """Each internode message type to the part that owns it."""
@@ -320,7 +331,7 @@ class Node:
 
 def http_app(node: Node) -> web.Application:
     """The node's HTTP API: Riak's KV, query, props, admin and service routes, the record API."""
-    stats = NodeStats(node.clock.monotonic)
+    stats = node.stats
     middlewares = [stats_middleware(stats, node.clock.monotonic), records_middleware]
     if node.config.security.enabled:
         middlewares.append(security_middleware(node.config))
@@ -336,9 +347,16 @@ def http_app(node: Node) -> web.Application:
     handlers = [
         KVHandlers(config, coordinator, node.now_us, props_of=props_of),
         PropsHandlers(config, node.membership),
-        AdminHandlers(config, coordinator, node.handoff, node.aae),
+        AdminHandlers(config, coordinator, node.handoff, node.aae, node.exchanges),
         UserHandlers(config, node.membership),
-        ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
+        ServiceHandlers(
+            config,
+            coordinator,
+            stats,
+            type(node.backend).__name__,
+            props_of=props_of,
+            counters=node.counters,
+        ),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
         FoldHandlers(config, coordinator, props_of),
         PdsRoutes(node.records),

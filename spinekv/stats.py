@@ -171,6 +171,8 @@ class NodeStats:
         self.puts = Histogram(clock, rng=rng)
         self.client_errors = Counter(clock)
         self.server_errors = Counter(clock)
+        # Client requests accepted and not yet answered; exchanges yield while it is long.
+        self.backlog = 0
 
     def observe(self, method: str, route: str | None, status: int, latency_us: float) -> None:
         """Account one finished HTTP request."""

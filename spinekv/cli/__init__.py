@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .aae import aae_status  # noqa: F401  (hangs `admin aae-status` on the admin group)
 from .admin import admin
 from .audit import audit  # noqa: F401  (hangs `admin audit` on the admin group)
 from .cluster import down, node_command, status, up

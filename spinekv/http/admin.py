@@ -13,6 +13,7 @@ from .. import ringstate
 from ..config import ClusterConfig
 from ..node.aae import AaeTrees
 from ..node.coordinator import BKey, Coordinator
+from ..node.exchange import Exchanges
 from ..node.handoff import Handoff
 from ..node.messages import Get
 from ..ringstate import JOIN, LEAVE, REMOVE, RingStateError
@@ -28,11 +29,13 @@ class AdminHandlers:
         coordinator: Coordinator,
         handoff: Handoff,
         aae: AaeTrees | None,
+        exchanges: Exchanges | None,
     ) -> None:
         self.config = config
         self.coordinator = coordinator
         self.handoff = handoff
         self.aae = aae
+        self.exchanges = exchanges
         self.n_val = config.n_val
 
     async def status(self, request: web.Request) -> web.Response:
@@ -64,14 +67,19 @@ class AdminHandlers:
         )
 
     async def aae_trees(self, request: web.Request) -> web.Response:
-        """This node's anti-entropy trees: per preference list, its state, keys and root."""
-        trees = self.aae
+        """This node's anti-entropy trees: per preference list, its state, keys and root,
+        its last exchange and the keys its exchanges repaired in the last hour."""
+        trees, exchanges = self.aae, self.exchanges
+        rows = [] if trees is None else trees.status()
+        if exchanges is not None:
+            for row in rows:
+                row.update(exchanges.tree_status((row["partition"], row["n_val"])))
         return web.json_response(
             {
                 "node": self.coordinator.me,
                 "enabled": trees is not None,
                 "segments": None if trees is None else trees.shape.segments,
-                "trees": [] if trees is None else trees.status(),
+                "trees": rows,
             }
         )
 
@@ -267,9 +275,9 @@ _RING = api.Operation(
 )
 _AAE = api.Operation(
     permission="admin",
-    summary="This node's anti-entropy trees: state, keys, root and last rebuild of each",
+    summary="This node's anti-entropy trees: state, keys, root, last rebuild and exchange of each",
     tag="admin",
-    responses=openapi.ADMIN_RESULT,
+    responses={"200": api.json_answer(api.schema("AaeStatus"), "The trees.")},
 )
 _STAGE = api.Operation(
     permission="admin",

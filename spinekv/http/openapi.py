@@ -208,11 +208,66 @@ SCHEMAS: Json = {
                     "http_4xx_total",
                     "http_5xx",
                     "http_5xx_total",
+                    # Totals since start; zero on a node without anti-entropy.
+                    "aae_exchanges_in_sync",
+                    "aae_exchanges_repaired",
+                    "aae_exchanges_unconfirmed",
+                    "aae_exchanges_skipped",
+                    "aae_keys_repaired",
+                    "aae_tree_rebuilds",
+                    "tombstones_reaped",
                 )
             },
         },
     },
     "AdminResult": {"type": "object", "additionalProperties": True},
+    "AaeStatus": {
+        "type": "object",
+        "description": "A node's anti-entropy trees; `enabled` false and no trees without AAE.",
+        "properties": {
+            "node": {"type": "string"},
+            "enabled": {"type": "boolean"},
+            "segments": {"type": "integer", "nullable": True},
+            "trees": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "One tree per (partition, n_val) this node holds as a primary.",
+                    "properties": {
+                        "partition": {"type": "integer"},
+                        "n_val": {"type": "integer"},
+                        "source": {"type": "integer", "description": "The vnode it covers."},
+                        "state": {"type": "string", "enum": ["built", "loaded", "rebuilding"]},
+                        "keys": {"type": "integer"},
+                        "root": {"type": "string", "description": "Hex."},
+                        "last_rebuild": {
+                            "type": "number",
+                            "nullable": True,
+                            "description": "Epoch seconds; null if never built since start.",
+                        },
+                        "last_exchange": {
+                            "type": "object",
+                            "nullable": True,
+                            "description": "The last exchange that ran to its end, or null.",
+                            "properties": {
+                                "when": {"type": "number", "description": "Epoch seconds."},
+                                "peer": {"type": "string"},
+                                "outcome": {
+                                    "type": "string",
+                                    "enum": ["in_sync", "unconfirmed", "repair"],
+                                },
+                                "repaired": {"type": "integer"},
+                            },
+                        },
+                        "repairs_last_hour": {
+                            "type": "integer",
+                            "description": "Keys this tree's exchanges repaired in the last hour.",
+                        },
+                    },
+                },
+            },
+        },
+    },
 }
 
 RESPONSES: Json = {

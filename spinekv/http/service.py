@@ -153,10 +153,13 @@ class ServiceHandlers:
         stats: NodeStats,
         storage_backend: str,
         props_of: Callable[[str, str], BucketProps | None] | None = None,
+        counters: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self.config = config
         self.coordinator = coordinator
         self.stats = stats
+        # The node's totals beyond requests (anti-entropy, the reaper), under /stats' names.
+        self._counters = counters
         self.storage_backend = STORAGE_BACKENDS.get(storage_backend, storage_backend)
         # (type, bucket) -> the bucket's effective props, or None for an unknown type.
         self._props_of = props_of or (lambda type_name, bucket: config.bucket_type(type_name))
@@ -207,6 +210,7 @@ class ServiceHandlers:
             "ring_creation_size": state.ring_size,
             "storage_backend": self.storage_backend,
             **self.stats.snapshot(),
+            **self._counters(),
         }
 
     @refusing()
@@ -299,7 +303,8 @@ _PREFLIST = api.Operation(
 def stats_middleware(
     stats: NodeStats, clock: Callable[[], float] = time.monotonic
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """Times every request and hands (method, matched route, status, µs) to `stats`."""
+    """Times every request and hands (method, matched route, status, µs) to `stats`; keeps
+    `stats.backlog`, the requests not yet answered."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -310,6 +315,7 @@ def stats_middleware(
             template = None if isinstance(route, SystemRoute) else route.resource.canonical
             stats.observe(request.method, template, status, (clock() - started) * 1_000_000)
 
+        stats.backlog += 1
         try:
             response = await handler(request)
         except web.HTTPException as exc:
@@ -320,6 +326,8 @@ def stats_middleware(
         except Exception:
             observe(500)  # aiohttp answers an unhandled error with a 500
             raise
+        finally:
+            stats.backlog -= 1
         observe(response.status)
         return response
 

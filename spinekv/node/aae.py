@@ -153,6 +153,7 @@ class AaeTrees:
         self.shape = shape or TreeShape()
         self._period = config.aae.rebuild_days * _DAY
         self.slots: dict[TreeId, Slot] = {}
+        self.rebuilds = 0  # trees rebuilt since start (trees loaded from a clean stop are not)
         self._n_vals: set[int] = set()
         self._wake = asyncio.Event()  # a tree was created: look for due rebuilds again
         self._settled = asyncio.Event()  # set while no rebuild is due or running
@@ -252,6 +253,7 @@ class AaeTrees:
             slot.tree, slot.keys, slot.fresh = slot.fresh, slot.fresh_keys, None
             slot.loaded, slot.last_rebuild = False, now
             slot.next_rebuild = self._next_after(now)
+            self.rebuilds += 1
         log.debug(
             "aae: rebuilt %d tree(s) of partition %d from %d keys", len(slots), source, folded
         )

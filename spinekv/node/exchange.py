@@ -4,7 +4,12 @@ Once per `[aae] tick_ms` (jittered) every built tree this node keeps is compared
 the same tree on another primary of its preference list that is up; the decisions are
 aae_exchange.py's. Each key found differing twice is repaired as a read repair: a GET of
 every replica through the coordinator, which merges them and writes the merge back where
-a copy is missing or behind. Exchanges pause while this node hands data off.
+a copy is missing or behind. Exchanges pause between trees while this node hands data
+off; before an exchange and before each repair they wait while more client requests
+wait for an answer than `[aae] pause_backlog`, for ten ticks at most per exchange.
+
+Each tree's last exchange and its repairs of the last hour are kept for GET /admin/aae,
+and totals by outcome since start for /stats.
 """
 
 from __future__ import annotations
@@ -13,11 +18,24 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..aae_exchange import BRANCHES, KEYS, ROOT, SEGMENTS, Ask, Done, ExchangeCore, KeyList
+from ..aae_exchange import (
+    BRANCHES,
+    IN_SYNC,
+    KEYS,
+    REPAIR,
+    ROOT,
+    SEGMENTS,
+    UNCONFIRMED,
+    Ask,
+    Done,
+    ExchangeCore,
+    KeyList,
+)
 from ..clock import Clock
 from ..props import BucketProps
 from ..quorum import GetOptions
@@ -39,6 +57,10 @@ _JITTER = 0.2  # a tick lasts this fraction longer or shorter at random
 # Seconds between the two looks at the differing segments' keys (a tenth of a tick at
 # most): long enough for a write in flight to reach every replica.
 _CONFIRM_PAUSE = 1.0
+_POLL = 0.1  # seconds between two looks at the request backlog
+_PATIENCE_TICKS = 10  # an exchange waits at most this many ticks for the backlog to shrink
+SKIPPED = "skipped"  # no peer up, a tree (ours or the peer's) unbuilt, or no answer
+_HOUR = 3600.0
 
 PropsOf = Callable[[str, str], BucketProps | None]
 
@@ -82,6 +104,8 @@ class Exchanges:
         max_bytes: int,
         clock: Clock,
         rng: random.Random,
+        backlog: Callable[[], int],
+        pause_backlog: int,
         max_repairs: int = 1000,
     ) -> None:
         self.me = me
@@ -96,8 +120,14 @@ class Exchanges:
         self._clock = clock
         self._rng = rng
         self._max_repairs = max_repairs
+        self._backlog = backlog
+        self._pause_backlog = pause_backlog
         self.last: dict[TreeId, LastExchange] = {}
         self.repaired = 0  # keys read-repaired by this node's exchanges since it started
+        # Exchanges since start by outcome: in_sync, unconfirmed, repair, skipped.
+        self.outcomes: Counter[str] = Counter()
+        # Per tree, (when, keys repaired) of its exchanges that repaired keys, oldest first.
+        self._repairs: dict[TreeId, deque[tuple[float, int]]] = {}
         self._task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ serving peers
@@ -176,6 +206,42 @@ class Exchanges:
     async def exchange(self, tid: TreeId) -> LastExchange | None:
         """Compare tree `tid` with a peer's and repair what differs; None if skipped (tree
         not built, no peer up, or the peer's tree not built)."""
+        patience = await self._yield_to_backlog(tid, _PATIENCE_TICKS * self._tick)
+        result = await self._compare(tid, patience)
+        if result is None:
+            self.outcomes[SKIPPED] += 1
+            return None
+        self.outcomes[result.outcome] += 1
+        self.last[tid] = result
+        self.repaired += result.repaired
+        if result.repaired:
+            self._repairs.setdefault(tid, deque()).append((result.when, result.repaired))
+        log.debug("aae: tree %s with %s: %s", tid, result.peer, result)
+        return result
+
+    async def _yield_to_backlog(self, tid: TreeId, patience: float) -> float:
+        """Wait while the request backlog is above pause_backlog, for `patience` seconds at
+        most; what is left of it. Client requests come first, but an exchange that waited
+        its fill goes on rather than leave the tree unrepaired for as long as load lasts."""
+        if patience <= 0 or self._backlog() <= self._pause_backlog:
+            return patience
+        started = self._clock.monotonic()
+        while self._backlog() > self._pause_backlog:
+            left = patience - (self._clock.monotonic() - started)
+            if left <= 0:
+                log.warning(
+                    "aae: exchange of tree %s goes on after waiting %.1f s for a backlog of "
+                    "%d requests (pause_backlog %d)",
+                    tid,
+                    patience,
+                    self._backlog(),
+                    self._pause_backlog,
+                )
+                return 0.0
+            await asyncio.sleep(min(_POLL, left))
+        return patience - (self._clock.monotonic() - started)
+
+    async def _compare(self, tid: TreeId, patience: float) -> LastExchange | None:
         tree = self._trees.built(tid)
         peer = self.peer_for(tid)
         if tree is None or peer is None:
@@ -191,12 +257,28 @@ class Exchanges:
             except (ValueError, TypeError) as exc:  # a malformed answer ends the exchange
                 log.warning("aae: %s answered %s of tree %s wrongly: %s", peer, step.what, tid, exc)
                 return None
-        repaired = await self._repair(step.repair)
-        result = LastExchange(self._clock.time(), peer, step.outcome, repaired)
-        self.last[tid] = result
-        self.repaired += repaired
-        log.debug("aae: tree %s with %s: %s, %d repaired", tid, peer, step.outcome, repaired)
-        return result
+        repaired = await self._repair(tid, step.repair, patience)
+        return LastExchange(self._clock.time(), peer, step.outcome, repaired)
+
+    def repairs_last_hour(self, tid: TreeId) -> int:
+        """Keys tree `tid`'s exchanges repaired in the last hour (by this node's clock)."""
+        recent = self._repairs.get(tid)
+        if recent is None:
+            return 0
+        since = self._clock.time() - _HOUR
+        while recent and recent[0][0] <= since:
+            recent.popleft()
+        if not recent:
+            del self._repairs[tid]
+        return sum(count for _, count in recent)
+
+    def tree_status(self, tid: TreeId) -> dict:
+        """What GET /admin/aae adds to a tree's row: its last exchange and recent repairs."""
+        last = self.last.get(tid)
+        return {
+            "last_exchange": None if last is None else asdict(last),
+            "repairs_last_hour": self.repairs_last_hour(tid),
+        }
 
     async def _feed(self, core: ExchangeCore, tid: TreeId, step: Ask, theirs: Any) -> Ask | Done:
         if step.what != KEYS:
@@ -235,11 +317,13 @@ class Exchanges:
             return None
         return answer
 
-    async def _repair(self, okeys: Sequence[bytes]) -> int:
-        """Read-repair each key through the coordinator's GET of every replica; how many were
-        asked for (keys of a type unknown here are left for the next exchange)."""
+    async def _repair(self, tid: TreeId, okeys: Sequence[bytes], patience: float) -> int:
+        """Read-repair each key through the coordinator's GET of every replica, each after
+        the backlog allows; how many were asked for (keys of a type unknown here are left
+        for the next exchange)."""
         repaired = 0
         for okey in okeys:
+            patience = await self._yield_to_backlog(tid, patience)
             btype, bucket, key = split_object_key(okey)
             props = self._props_of(btype.decode(errors="replace"), bucket.decode(errors="replace"))
             if props is None:
@@ -248,6 +332,19 @@ class Exchanges:
             await self._coordinator.get(BKey(btype, bucket, key), props, opts)
             repaired += 1
         return repaired
+
+
+def stat_counters(exchanges: Exchanges | None, trees: AaeTrees | None) -> dict[str, int]:
+    """Anti-entropy totals since start under /stats' names; zeros on a node without AAE."""
+    outcomes = Counter() if exchanges is None else exchanges.outcomes
+    return {
+        "aae_exchanges_in_sync": outcomes[IN_SYNC],
+        "aae_exchanges_repaired": outcomes[REPAIR],
+        "aae_exchanges_unconfirmed": outcomes[UNCONFIRMED],
+        "aae_exchanges_skipped": outcomes[SKIPPED],
+        "aae_keys_repaired": 0 if exchanges is None else exchanges.repaired,
+        "aae_tree_rebuilds": 0 if trees is None else trees.rebuilds,
+    }
 
 
 def _unbuilt(m: AaeRoot | AaeBranches | AaeSegments | AaeKeys) -> list:

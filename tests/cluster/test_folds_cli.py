@@ -8,6 +8,7 @@ The story:
 3. `admin fold find-keys` finds the key with siblings and the large one.
 4. `admin fold erase` without --yes asks, and erases nothing when the answer is no; with
    --yes it tombstones the matching keys, and the listing no longer shows them.
+5. `admin aae-status` shows every node's trees and their states.
 """
 
 from __future__ import annotations
@@ -65,3 +66,19 @@ def test_object_stats_find_keys_and_erase_from_the_cli(cluster):
     keys = cluster.request("GET", "n4", "/buckets/people/keys?keys=true").json()["keys"]
     assert sorted(keys) == [f"p0{i}" for i in range(10) if i not in (1, 2)]
     assert [r["status"] for r in cluster.replicas("n2", "people", "p15")] == ["tombstone"] * 3
+
+    # 5. Every node's trees, as JSON and as a table naming each node and state.
+    shown = cluster.cli("admin", "aae-status", "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    answers = json.loads(shown.stdout)
+    assert sorted(answers) == [f"n{i}" for i in range(1, 6)]
+    assert all(answer["enabled"] and answer["trees"] for answer in answers.values())
+    states = {t["state"] for answer in answers.values() for t in answer["trees"]}
+    assert states <= {"built", "rebuilding"}
+    table = cluster.cli("admin", "aae-status", env={"COLUMNS": "200"})
+    assert table.returncode == 0, table.stdout + table.stderr
+    rows = [line.split("│")[1:-1] for line in table.stdout.splitlines() if line.startswith("│")]
+    trees = sum(len(answer["trees"]) for answer in answers.values())
+    assert len(rows) == trees
+    assert {row[0].strip() for row in rows} == set(answers)
+    assert {row[3].strip() for row in rows} <= {"built", "rebuilding"}

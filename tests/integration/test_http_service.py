@@ -14,6 +14,7 @@ from spinekv.http.service import (
     stats_middleware,
 )
 from spinekv.stats import NodeStats
+from tests.inproc import inproc_cluster
 from tests.support import eventually
 
 
@@ -127,6 +128,33 @@ async def test_stats_count_this_nodes_gets_and_puts_with_latencies(cluster, http
     assert other["node_gets_total"] == 0 and other["node_puts_total"] == 0
 
 
+AAE_COUNTERS = (
+    "aae_exchanges_in_sync",
+    "aae_exchanges_repaired",
+    "aae_exchanges_unconfirmed",
+    "aae_exchanges_skipped",
+    "aae_keys_repaired",
+    "aae_tree_rebuilds",
+    "tombstones_reaped",
+)
+
+
+async def test_stats_count_tree_rebuilds_and_reaped_tombstones(cluster, http):
+    node = cluster.nodes["n2"]
+    await node.aae.settled()
+    stats = await _json(http, cluster.url("n2") + "/stats")
+    # A fresh node has no persisted trees: each of its trees was rebuilt once.
+    assert stats["aae_tree_rebuilds"] == len(node.aae.slots) > 0
+    assert stats["tombstones_reaped"] == 0
+    assert all(type(stats[name]) is int for name in AAE_COUNTERS)
+
+
+async def test_stats_aae_counters_are_zero_with_aae_off(tmp_path, http):
+    async with inproc_cluster(tmp_path, 1, extra="[aae]\nenabled = false\n") as off:
+        stats = await _json(http, off.url("n1") + "/stats")
+    assert {name: stats[name] for name in AAE_COUNTERS} == dict.fromkeys(AAE_COUNTERS, 0)
+
+
 async def test_stats_as_text_plain_is_pretty_printed_json(cluster, http):
     async with http.get(cluster.url("n1") + "/stats", headers={"Accept": "text/plain"}) as r:
         assert r.status == 200
@@ -140,6 +168,7 @@ async def test_middleware_counts_handler_failures_and_http_errors():
     stats = NodeStats(lambda: 0.0)
 
     async def boom(request):
+        assert stats.backlog == 1  # this request, accepted and not yet answered
         raise RuntimeError("bug")
 
     async def missing(request):
@@ -152,6 +181,7 @@ async def test_middleware_counts_handler_failures_and_http_errors():
         assert (await client.get("/buckets/b/keys/k")).status == 404
         assert (await client.get("/nowhere")).status == 404
     snap = stats.snapshot()
+    assert stats.backlog == 0
     assert snap["http_5xx_total"] == 1
     assert snap["http_4xx_total"] == 2
     assert snap["node_gets_total"] == 1  # the 404 of an object route
