@@ -161,6 +161,7 @@ class Node:
         table = Dispatcher()
         table.route(messages.Get, self.vnodes.serve_get)
         table.route(messages.Put, self.vnodes.serve_put)
+        table.route(messages.Reap, self.vnodes.serve_reap)
         table.route(messages.CoordinatePut, self.coordinator.serve_coordinate_put)
         table.route(messages.HandoffBatch, self.handoff.receive)
         table.route(messages.Cover, self.coverage.serve)
