@@ -19,7 +19,7 @@ from .. import object as riak_object
 from .. import reaping
 from ..dvv import DVVSet
 from ..object import Content
-from ..props import BucketProps
+from ..props import IMMEDIATE, KEEP, BucketProps
 from ..quorum import (
     CoordinateHere,
     Failed,
@@ -85,6 +85,7 @@ class Coordinator:
         self.transport = transport
         self._now_us = now_us
         self._background: set[asyncio.Task] = set()
+        self._reaps_due: set[bytes] = set()  # object keys with a reap scheduled, once each
         # Coverage queries (2i, listing) are planned and run there; kept here so the
         # request handlers that read and write through a coordinator can list too.
         self.coverage = coverage
@@ -140,6 +141,9 @@ class Coordinator:
                     answer.set_result(outcome)
             if remaining == 0:
                 self._read_repair(core, prefs, okey, props)
+                replies = [core.replies[i] for i in range(len(prefs))]
+                if reaping.same_tombstone_everywhere(replies, [e.primary for e in prefs]):
+                    self._reap_later(bkey, props, opts.timeout)
 
         for i, entry in enumerate(prefs):
             if entry.node == self.me:
@@ -327,8 +331,13 @@ class Coordinator:
     async def delete(
         self, bkey: BKey, props: BucketProps, context: Mapping[str, int], put_opts: PutOptions
     ) -> PutResult:
-        """Write a tombstone over `context` (what the caller read before deleting, as Riak)."""
-        return await self.put(bkey, props, context, riak_object.tombstone(self._now_us()), put_opts)
+        """Write a tombstone over `context` (what the caller read before deleting, as Riak),
+        then reap it as the bucket's delete_mode says."""
+        tombstone = riak_object.tombstone(self._now_us())
+        result = await self.put(bkey, props, context, tombstone, put_opts)
+        if isinstance(result, PutOk):
+            self._reap_later(bkey, props, put_opts.timeout)
+        return result
 
     # ------------------------------------------------------------ reap
 
@@ -349,6 +358,30 @@ class Coordinator:
             *(self._reap_copy(e, okey, version, timeout) for e in wanted)
         )
         return reaping.confirmed(removed)
+
+    def _reap_later(self, bkey: BKey, props: BucketProps, timeout: float) -> None:
+        """Reap after delete_mode's delay, in the background; a deferred reap leaves the
+        tombstone for a later GET or the operator's reap to try again."""
+        mode = props.delete_mode
+        okey = bkey.okey
+        if mode == KEEP or okey in self._reaps_due:
+            return
+        self._reaps_due.add(okey)
+        delay = 0.0 if mode == IMMEDIATE else int(mode) / 1000
+        self._spawn(self._reap_after(bkey, props, delay, timeout))
+
+    async def _reap_after(
+        self, bkey: BKey, props: BucketProps, delay: float, timeout: float
+    ) -> None:
+        try:
+            # The running loop's timer: the simulation's virtual clock moves it too.
+            await asyncio.sleep(delay)
+            outcome = await self.reap(bkey, props, timeout)
+            log.debug("reap of %r: %s %s", bkey, outcome.outcome, outcome.reason)
+        except Exception:  # a failed reap leaves a tombstone, never a crashed task
+            log.exception("reap of %r failed", bkey)
+        finally:
+            self._reaps_due.discard(bkey.okey)
 
     async def _read_copy(self, entry: PrefEntry, okey: bytes, timeout: float) -> reaping.Copy:
         if entry.node == self.me:

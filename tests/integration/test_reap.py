@@ -3,6 +3,8 @@ reap across the primaries, and delete_mode's automatic reaps."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from spinekv import object as riak_object
@@ -10,9 +12,10 @@ from spinekv import tictac
 from spinekv.node.coordinator import BKey, PutOk
 from spinekv.node.messages import Reap
 from spinekv.object import Content
-from spinekv.quorum import PutOptions
+from spinekv.quorum import GetOptions, NotFound, PutOptions
 from spinekv.reaping import Outcome, ReapOutcome
 from tests.inproc import inproc_cluster
+from tests.support import eventually
 
 TYPES = """
 [bucket_types.kept]
@@ -54,6 +57,21 @@ def copies(c, key: BKey) -> dict[str, bytes | None]:
     """Each primary's stored copy, read from its backend."""
     replicas = c.replicas(key.bucket_type, key.bucket, key.key)
     return {node: c.backends[node].get(p, key.okey) for p, node in replicas}
+
+
+async def drain(c) -> None:
+    """Wait for every coordinator's background work (read repairs, scheduled reaps)."""
+    for node in c.nodes.values():
+        await asyncio.gather(*node.coordinator._background, return_exceptions=True)
+
+
+async def wait_seen(c, name: str, *, up: bool) -> None:
+    async def seen() -> bool:
+        others = [n for n in c.nodes.values() if n.name != name]
+        await asyncio.gather(*(n.membership.probe(name) for n in others))
+        return all(n.membership.is_up(name) == up for n in others)
+
+    await eventually(seen, what=f"every node to see {name} {'up' if up else 'down'}")
 
 
 async def reap(c, node, key: BKey) -> ReapOutcome:
@@ -106,3 +124,93 @@ async def test_a_live_value_or_differing_replicas_are_not_reaped(cluster):
     before = copies(c, key)
     assert await reap(c, "n5", key) == ReapOutcome(Outcome.DEFERRED, "replicas differ")
     assert copies(c, key) == before and dead is not None
+
+
+# ------------------------------------------------------------------ delete_mode
+
+
+async def test_immediate_reaps_a_deleted_key_from_every_primary(cluster):
+    c = cluster
+    key = bkey("now", "k")
+    await write_and_delete(c, key, "n2")
+    await eventually(
+        lambda: set(copies(c, key).values()) == {None}, what="the tombstone to be reaped"
+    )
+    assert sum(node.vnodes.reaped for node in c.nodes.values()) == 3
+
+
+async def test_keep_leaves_the_tombstone_even_after_a_get(cluster):
+    c = cluster
+    key = bkey("kept", "k")
+    await write_and_delete(c, key)
+    props = c.config.bucket_type("kept")
+    found = await c.nodes["n3"].coordinator.get(key, props, GetOptions(r=3, timeout=5.0))
+    assert isinstance(found, NotFound) and found.obj is not None
+    await drain(c)
+    assert all(copies(c, key).values())
+
+
+async def test_a_delay_reaps_after_a_get_finds_the_same_tombstone_everywhere(tmp_path):
+    # A 50 ms delay: the delete's own reap runs while one primary is down and is deferred;
+    # once it is back, a GET sees the tombstone on every primary and reaps it.
+    extra = '[bucket_types.soon]\ndelete_mode = "50"\n'
+    async with inproc_cluster(tmp_path, extra=extra) as c:
+        key = bkey("soon", "k")
+        await write(c, "n1", key, Content(b"v"))
+        replicas = c.replicas(key.bucket_type, key.bucket, key.key)
+        down = replicas[2][1]
+        coordinator = next(n for n in c.nodes if n not in {node for _, node in replicas})
+        props = c.config.bucket_type("soon")
+        live = await c.nodes[coordinator].coordinator.get(key, props, GetOptions(r=3))
+        await c.stop(down)
+        await wait_seen(c, down, up=False)
+        result = await c.nodes[coordinator].coordinator.delete(
+            key, props, riak_object.context(live.obj), PutOptions(w=2, timeout=5.0)
+        )
+        assert isinstance(result, PutOk), result
+        await drain(c)
+        assert all(copies(c, key)[n] for _, n in replicas[:2])  # deferred: a primary is down
+        await c.restart(down)
+        await wait_seen(c, down, up=True)
+        await eventually(
+            lambda: all(
+                raw is not None and riak_object.is_encoded_tombstone(raw)
+                for raw in copies(c, key).values()
+            ),
+            what="the tombstone handed off to the primary that was down",
+        )
+        await c.nodes[coordinator].coordinator.get(key, props, GetOptions(r=3))
+        await eventually(lambda: set(copies(c, key).values()) == {None}, what="the reap")
+
+
+async def test_a_primary_down_defers_the_reap(cluster):
+    c = cluster
+    key = bkey("now", "k")
+    replicas = c.replicas(key.bucket_type, key.bucket, key.key)
+    down = replicas[1][1]
+    coordinator = replicas[0][1]
+    await write(c, coordinator, key, Content(b"v"))
+    await c.stop(down)
+    await wait_seen(c, down, up=False)
+    props = c.config.bucket_type("now")
+    live = await c.nodes[coordinator].coordinator.get(key, props, GetOptions(r=2))
+    result = await c.nodes[coordinator].coordinator.delete(
+        key, props, riak_object.context(live.obj), PutOptions(w=2, timeout=5.0)
+    )
+    assert isinstance(result, PutOk)
+    await drain(c)
+    assert await reap(c, coordinator, key) == ReapOutcome(Outcome.DEFERRED, f"primary {down} down")
+    up = [n for _, n in replicas if n != down]
+    assert all(copies(c, key)[n] for n in up)
+
+
+async def test_a_write_after_the_delete_is_never_reaped(cluster):
+    c = cluster
+    key = bkey("now", "again")
+    await write_and_delete(c, key)
+    # The immediate reap is under way (or done): the write over it must stay whatever.
+    await write(c, "n3", key, Content(b"back"))
+    await drain(c)
+    assert await reap(c, "n3", key) == ReapOutcome(Outcome.NOT_TOMBSTONE)
+    stored = [riak_object.decode(raw) for raw in copies(c, key).values() if raw is not None]
+    assert len(stored) == 3 and not any(riak_object.is_tombstone(obj) for obj in stored)
