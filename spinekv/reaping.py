@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import object as riak_object
 from . import tictac
@@ -79,3 +79,29 @@ def same_tombstone_everywhere(replies: Sequence[Reply], primary: Sequence[bool])
     if not all(isinstance(r, Found) and riak_object.is_tombstone(r.obj) for r in replies):
         return False
     return len({tictac.version(r.obj) for r in replies}) == 1  # type: ignore[union-attr]
+
+
+@dataclass
+class Tally:
+    """What an operator's reap has done so far: outcomes counted, deferrals by reason."""
+
+    found: int
+    done: int = 0
+    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: ReapOutcome) -> None:
+        self.done += 1
+        self.counts[result.outcome] += 1
+        if result.outcome is Outcome.DEFERRED:
+            self.reasons[result.reason] = self.reasons.get(result.reason, 0) + 1
+
+    def progress(self) -> dict[str, int]:
+        return {
+            "found": self.found,
+            "done": self.done,
+            **{str(o): n for o, n in self.counts.items()},
+        }
+
+    def final(self) -> dict:
+        return {**self.progress(), "deferred_reasons": dict(sorted(self.reasons.items()))}

@@ -341,7 +341,7 @@ def http_app(node: Node) -> web.Application:
         UserHandlers(config, node.membership),
         ServiceHandlers(config, coordinator, stats, type(node.backend).__name__, props_of=props_of),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
-        FoldHandlers(config, coordinator, props_of),
+        FoldHandlers(config, coordinator, node.now_us, props_of),
         PdsRoutes(node.records),
         TraceRoutes(node.records),
         ScrRoutes(node.records),

@@ -4,6 +4,7 @@ reap across the primaries, and delete_mode's automatic reaps."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -214,3 +215,74 @@ async def test_a_write_after_the_delete_is_never_reaped(cluster):
     assert await reap(c, "n3", key) == ReapOutcome(Outcome.NOT_TOMBSTONE)
     stored = [riak_object.decode(raw) for raw in copies(c, key).values() if raw is not None]
     assert len(stored) == 3 and not any(riak_object.is_tombstone(obj) for obj in stored)
+
+
+# ------------------------------------------------------------------ POST /admin/reap
+
+
+async def reap_lines(http, url: str) -> list[dict]:
+    async with http.post(url) as r:
+        assert r.status == 200, await r.text()
+        assert r.content_type == "application/x-ndjson"
+        return [json.loads(line) async for line in r.content]
+
+
+async def test_the_operator_reap_streams_progress_and_reaps_what_the_fold_found(cluster, http):
+    c = cluster
+    keys = [bkey("kept", f"k{i:02d}") for i in range(30)]
+    for key in keys:
+        await write_and_delete(c, key, f"n{len(key.key) % 5 + 1}")
+    await write(c, "n1", bkey("kept", "live"), Content(b"v"))
+    await write_and_delete(c, bkey("now", "elsewhere"))  # another type: out of scope
+    base = c.url("n2") + "/admin/reap?type=kept"
+
+    dry = await reap_lines(http, base + "&dry_run=true")
+    assert dry[0] == {"found": 30} and dry[-1]["done"] == 0
+    assert all(copies(c, key)[n] for key in keys[:3] for n in copies(c, key))
+    young = await reap_lines(http, base + "&older_than=3600")
+    assert young[0] == {"found": 0}  # every tombstone here is seconds old
+
+    lines = await reap_lines(http, base + "&rate=50")  # 0.6 s: a progress line on the way
+    assert lines[0] == {"found": 30} and len(lines) >= 3
+    final = lines[-1]
+    assert (final["done"], final["reaped"], final["deferred"]) == (30, 30, 0)
+    assert final["deferred_reasons"] == {}
+    assert all(line["done"] <= 30 for line in lines[1:])
+    for key in keys:
+        assert set(copies(c, key).values()) == {None}
+    assert all(copies(c, bkey("kept", "live")).values())
+
+
+async def test_the_operator_reap_defers_the_tombstones_of_a_down_primary(cluster, http):
+    c = cluster
+    keys = [bkey("kept", f"k{i:02d}") for i in range(30)]
+    for key in keys:
+        await write_and_delete(c, key)
+    await c.stop("n5")
+    await wait_seen(c, "n5", up=False)
+    on_n5 = {k for k in keys if "n5" in {n for _, n in c.replicas(k.bucket_type, k.bucket, k.key)}}
+    assert 0 < len(on_n5) < len(keys)
+
+    final = (await reap_lines(http, c.url("n1") + "/admin/reap?type=kept"))[-1]
+    assert (final["found"], final["reaped"], final["deferred"]) == (
+        30,
+        30 - len(on_n5),
+        len(on_n5),
+    )
+    assert final["deferred_reasons"] == {"primary n5 down": len(on_n5)}
+    for key in keys:
+        held = [raw for node, raw in copies(c, key).items() if node != "n5"]
+        assert all(held) if key in on_n5 else not any(held)
+
+
+async def test_the_operator_reap_refuses_bad_parameters(cluster, http):
+    base = cluster.url("n1") + "/admin/reap"
+    for query, status in (
+        ("?rate=0", 400),
+        ("?older_than=soon", 400),
+        ("?type=nosuch", 400),
+        ("?type=records", 403),
+    ):
+        async with http.post(base + query) as r:
+            assert r.status == status, query
+            assert "error" in await r.json()

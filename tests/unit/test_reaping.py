@@ -10,6 +10,7 @@ from spinekv.reaping import (
     CHANGED,
     Outcome,
     ReapOutcome,
+    Tally,
     confirmed,
     judge,
     missing_primary,
@@ -69,3 +70,23 @@ def test_a_get_points_the_reaper_at_a_tombstone_held_alike_by_every_primary():
     assert not same_tombstone_everywhere([Found(DEAD), NotFound()], [True, True])
     assert not same_tombstone_everywhere([Found(DEAD), Failed("x")], [True, True])
     assert not same_tombstone_everywhere([], [])
+
+
+def test_a_tally_counts_outcomes_and_the_reasons_for_deferring():
+    tally = Tally(found=4)
+    for result in (
+        ReapOutcome(Outcome.REAPED),
+        ReapOutcome(Outcome.DEFERRED, "primary n3 down"),
+        ReapOutcome(Outcome.DEFERRED, "primary n3 down"),
+        ReapOutcome(Outcome.GONE),
+    ):
+        tally.add(result)
+    assert tally.progress() == {
+        "found": 4,
+        "done": 4,
+        "reaped": 1,
+        "deferred": 2,
+        "not_tombstone": 0,
+        "gone": 1,
+    }
+    assert tally.final()["deferred_reasons"] == {"primary n3 down": 2}
