@@ -17,6 +17,10 @@ STD_KEYFUN = ("riak_core_util", "chash_std_keyfun")
 # Integer props are stored and gossiped as msgpack integers; nothing sensible is larger.
 MAX_PROP_INT = 2**32 - 1
 DATATYPES = ("map", "set", "counter", "hll", "gset")
+# What becomes of a tombstone once every primary holds it (Riak's delete_mode): kept until
+# an operator reaps it, reaped at once, or reaped after this many milliseconds.
+KEEP, IMMEDIATE = "keep", "immediate"
+DeleteMode = int | str
 
 
 class PropsError(ValueError):
@@ -44,6 +48,7 @@ class BucketProps:
     node_confirms: QuorumSpec = 0
     notfound_ok: bool = True
     basic_quorum: bool = False
+    delete_mode: DeleteMode = 3000
 
     write_once: bool = False
     dvv_enabled: bool = False
@@ -175,6 +180,21 @@ def _optional_text(name: str, value: Any) -> str | None:
     raise ValueError(f"{name} must be a non-empty string or null")
 
 
+def _delete_mode(name: str, value: Any) -> DeleteMode:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in (KEEP, IMMEDIATE):
+            return text
+        # Riak clients send the delay as a string as often as a number.
+        if text.isascii() and text.isdigit() and len(text) <= 10:
+            value = int(text)
+    if _int_in(value, 0):
+        return value
+    raise ValueError(
+        f'{name} must be "keep", "immediate" or a delay in milliseconds (0..{MAX_PROP_INT})'
+    )
+
+
 def _datatype(name: str, value: Any) -> str | None:
     if value is None or value in DATATYPES:
         return value
@@ -205,6 +225,7 @@ _COERCE: dict[str, Callable[[str, Any], Any]] = {
     "search_index": _optional_text,
     "backend": _optional_text,
     "datatype": _datatype,
+    "delete_mode": _delete_mode,
 }
 assert set(_COERCE) == set(PROP_NAMES), "every bucket property needs a coercion"
 

@@ -172,6 +172,7 @@ class Node:
         table = Dispatcher()
         table.route(messages.Get, self.vnodes.serve_get)
         table.route(messages.Put, self.vnodes.serve_put)
+        table.route(messages.Reap, self.vnodes.serve_reap)
         table.route(messages.CoordinatePut, self.coordinator.serve_coordinate_put)
         table.route(messages.HandoffBatch, self.handoff.receive)
         table.route(messages.Cover, self.coverage.serve)
@@ -358,7 +359,7 @@ def http_app(node: Node) -> web.Application:
             counters=node.counters,
         ),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
-        FoldHandlers(config, coordinator, props_of),
+        FoldHandlers(config, coordinator, node.now_us, props_of),
         PdsRoutes(node.records),
         TraceRoutes(node.records),
         ScrRoutes(node.records),

@@ -48,6 +48,18 @@ class Cluster:
         await node.start()
         self.nodes[name] = node
 
+    async def set_props(self, http, bucket_type: str, bucket: str, props: dict) -> None:
+        """Set a bucket's props through n1's HTTP API; return once every node has them."""
+        url = f"{self.url('n1')}/types/{bucket_type}/buckets/{bucket}/props"
+        async with http.put(url, json={"props": props}) as r:
+            assert r.status == 204, await r.text()
+
+        def everywhere() -> bool:
+            held = [node.props_of(bucket_type, bucket) for node in self.nodes.values()]
+            return all(p is not None and p.to_json(props) == props for p in held)
+
+        await eventually(everywhere, what=f"the props of {bucket_type}/{bucket} on every node")
+
     def replicas(self, bucket_type: bytes, bucket: bytes, key: bytes):
         """(partition, node) of every primary replica of a key."""
         node = next(iter(self.nodes.values()))

@@ -10,6 +10,7 @@ from .audit import audit  # noqa: F401  (hangs `admin audit` on the admin group)
 from .cluster import down, node_command, status, up
 from .common import add_config_option
 from .folds import fold  # noqa: F401  (hangs `admin fold` on the admin group)
+from .reap import reap  # noqa: F401  (hangs `admin reap` on the admin group)
 from .records import load_demo, trace_command
 from .tls import tls
 from .users import user

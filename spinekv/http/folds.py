@@ -1,8 +1,10 @@
-"""Operator folds under /admin/fold (Riak 3's aae_fold): object stats, find keys, erase."""
+"""Operator folds under /admin/fold (Riak 3's aae_fold): object stats, find keys, erase;
+and /admin/reap, which reaps the tombstones a fold finds."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
@@ -15,6 +17,7 @@ from ..node.coverage import CoverageFailed
 from ..node.folds import ObjectStats, Scope
 from ..props import BucketProps
 from ..quorum import Failed, NotFound
+from ..reaping import Outcome, ReapOutcome, Tally
 from . import api, openapi
 from .request import HttpError, delete_options, json_answer, refusing, shown, timeout
 
@@ -23,6 +26,11 @@ FOLD_TIMEOUT_MS = 600_000
 ERASE_RATE = 500  # keys per second the erase deletes at, by default
 MAX_ERASE_RATE = 100_000
 ERASED, GONE, FAILED = "erased", "already_gone", "failed"
+# The issue's pace for reaping: at most this many keys a second per node. One node drives a
+# reap, and each key costs each of its primaries one read and one delete, so pacing the
+# driver paces every node.
+REAP_RATE = 2000
+PROGRESS_EVERY = 0.5  # seconds between progress lines of a reap
 
 
 def _count(query: Mapping[str, str], name: str, default: int | None = None) -> int | None:
@@ -39,10 +47,12 @@ class FoldHandlers:
         self,
         config: ClusterConfig,
         coordinator: Coordinator,
+        now_us: Callable[[], int],
         props_of: Callable[[str, str], BucketProps | None],
     ) -> None:
         self.config = config
         self.coordinator = coordinator
+        self._now_us = now_us
         self._props_of = props_of
 
     def _scope(self, query: Mapping[str, str], *, need_bucket: bool = False) -> tuple[Scope, int]:
@@ -166,11 +176,74 @@ class FoldHandlers:
         result = await self.coordinator.delete(bkey, props, context, put_opts)
         return (FAILED, result.reason) if isinstance(result, Failed) else (ERASED, "")
 
+    @refusing(json_answer)
+    async def reap(self, request: web.Request) -> web.StreamResponse:
+        """Reap the tombstones in scope older than `older_than` seconds, at `rate` keys/s.
+
+        The answer streams as NDJSON, so a client can show progress: {"found": N} once the
+        fold is done, a progress line about every half second, and the totals last, with the
+        deferrals counted by reason.
+        """
+        query = request.query
+        scope, n_val = self._scope(query)
+        rate = _count(query, "rate", REAP_RATE)
+        if not rate or rate > MAX_ERASE_RATE:
+            raise HttpError(400, f"rate must be from 1 to {MAX_ERASE_RATE} keys per second")
+        older_than = _count(query, "older_than", 0)
+        before_us = self._now_us() - older_than * 1_000_000
+        args = [scope.to_wire(), before_us]
+        membership = self.coordinator.membership
+        if not all(membership.is_up(owner) for owner in membership.ring.owners):
+            # The whole-cluster plan needs every owner; with one down, fold with the type's
+            # n_val so the tombstones its partitions hold are found (and deferred) on their
+            # other primaries. A bucket set to a smaller n_val may then be missed: reaping
+            # later catches it, and a reap never removes what it should not.
+            type_props = self._props_of(query.get("type", "default"), query.get("bucket", ""))
+            n_val = (type_props or self.config.bucket_defaults).n_val
+        records = self.config.records.bucket_type.encode()
+        found = sorted(
+            {
+                (bytes(t), bytes(b), bytes(k))
+                for part in await self._collect(query, folds.REAPABLE, args, n_val)
+                for t, b, k, _ in part
+                if bytes(t) != records
+            }
+        )
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+
+        async def say(line: dict) -> None:
+            await response.write(json.dumps(line).encode() + b"\n")
+
+        tally = Tally(len(found))
+        await say({"found": tally.found})
+        if query.get("dry_run") != "true":
+            loop = asyncio.get_running_loop()
+            started = said = loop.time()
+            limit = self.config.request_timeout_ms / 1000
+            for i, (btype, bucket, key) in enumerate(found):
+                await asyncio.sleep(max(0.0, started + i / rate - loop.time()))
+                tally.add(await self._reap_one(BKey(btype, bucket, key), limit))
+                if loop.time() - said >= PROGRESS_EVERY:
+                    said = loop.time()
+                    await say(tally.progress())
+        await say(tally.final())
+        await response.write_eof()
+        return response
+
+    async def _reap_one(self, bkey: BKey, limit: float) -> ReapOutcome:
+        type_name, bucket = bkey.bucket_type.decode(), bkey.bucket.decode()
+        props = self._props_of(type_name, bucket)
+        if props is None:
+            return ReapOutcome(Outcome.DEFERRED, f"no bucket type {type_name!r}")
+        return await self.coordinator.reap(bkey, props, limit)
+
     def routes(self) -> list[api.Route]:
         return [
             api.get("/admin/fold/object-stats", self.object_stats, _OBJECT_STATS),
             api.get("/admin/fold/find-keys", self.find_keys, _FIND_KEYS),
             api.post("/admin/fold/erase", self.erase, _ERASE),
+            api.post("/admin/reap", self.reap, _REAP),
         ]
 
 
@@ -215,5 +288,35 @@ _ERASE = api.Operation(
         api.query("prefix", {"type": "string"}, "Only keys starting with this."),
         api.query("rate", {"type": "integer", "minimum": 1}, "Keys deleted per second."),
         api.query("dry_run", api.BOOL, "Only count the keys that would be deleted."),
+    ),
+)
+_REAP = api.Operation(
+    permission="admin",
+    summary="Reap the tombstones every primary holds alike, paced; progress streams as NDJSON",
+    tag="admin",
+    responses={
+        "200": {
+            "description": (
+                'One JSON object a line: {"found": N} after the fold, then progress lines '
+                '{"found", "done", "reaped", "deferred", "not_tombstone", "gone"} about every '
+                'half second, and last the totals with "deferred_reasons" (reason -> count).'
+            ),
+            "content": {"application/x-ndjson": {"schema": {"type": "object"}}},
+        },
+        "400": openapi.ADMIN_REFUSED["400"],
+        "403": _ANSWERS["403"],
+        "503": _ANSWERS["503"],
+    },
+    params=(
+        *_SCOPE,
+        api.query(
+            "older_than",
+            {"type": "integer", "minimum": 0},
+            "Only tombstones last changed at least this many seconds ago (default 0).",
+        ),
+        api.query(
+            "rate", {"type": "integer", "minimum": 1}, "Keys reaped per second (default 2000)."
+        ),
+        api.query("dry_run", api.BOOL, "Only count the tombstones that would be reaped."),
     ),
 )

@@ -1,9 +1,9 @@
 """Coordinators: drive one GET, PUT or DELETE across the key's preference list.
 
-The decisions live in quorum.py; this module only sends requests, feeds the
-replies into a core, answers as soon as the core has decided, and afterwards
-(for GETs) sends read repairs. Every remote request carries the client's
-deadline, so no request waits past its timeout.
+The decisions live in quorum.py (and reaping.py for tombstone reaps); this module
+only sends requests, feeds the replies into a core, answers as soon as the core has
+decided, and afterwards (for GETs) sends read repairs. Every remote request carries
+the client's deadline, so no request waits past its timeout.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from functools import partial
 from typing import Any
 
 from .. import object as riak_object
+from .. import reaping
 from ..dvv import DVVSet
 from ..object import Content
-from ..props import BucketProps
+from ..props import IMMEDIATE, KEEP, BucketProps
 from ..quorum import (
     CoordinateHere,
     Failed,
@@ -32,12 +33,13 @@ from ..quorum import (
     route_after_forwards_failed,
     route_put,
 )
-from ..ring import PrefEntry
+from ..reaping import ReapOutcome
+from ..ring import PrefEntry, primaries
 from ..storage.keys import object_key
 from ..transport.base import Transport, TransportError
 from .coverage import Coverage
 from .membership import Membership
-from .messages import CoordinatePut, Get, Put
+from .messages import CoordinatePut, Get, Put, Reap
 from .vnode import VnodeContract
 
 log = logging.getLogger("spinekv.coordinator")
@@ -83,6 +85,7 @@ class Coordinator:
         self.transport = transport
         self._now_us = now_us
         self._background: set[asyncio.Task] = set()
+        self._reaps_due: set[bytes] = set()  # object keys with a reap scheduled, once each
         # Coverage queries (2i, listing) are planned and run there; kept here so the
         # request handlers that read and write through a coordinator can list too.
         self.coverage = coverage
@@ -138,6 +141,9 @@ class Coordinator:
                     answer.set_result(outcome)
             if remaining == 0:
                 self._read_repair(core, prefs, okey, props)
+                replies = [core.replies[i] for i in range(len(prefs))]
+                if reaping.same_tombstone_everywhere(replies, [e.primary for e in prefs]):
+                    self._reap_later(bkey, props, opts.timeout)
 
         for i, entry in enumerate(prefs):
             if entry.node == self.me:
@@ -325,8 +331,81 @@ class Coordinator:
     async def delete(
         self, bkey: BKey, props: BucketProps, context: Mapping[str, int], put_opts: PutOptions
     ) -> PutResult:
-        """Write a tombstone over `context` (what the caller read before deleting, as Riak)."""
-        return await self.put(bkey, props, context, riak_object.tombstone(self._now_us()), put_opts)
+        """Write a tombstone over `context` (what the caller read before deleting, as Riak),
+        then reap it as the bucket's delete_mode says."""
+        tombstone = riak_object.tombstone(self._now_us())
+        result = await self.put(bkey, props, context, tombstone, put_opts)
+        if isinstance(result, PutOk):
+            self._reap_later(bkey, props, put_opts.timeout)
+        return result
+
+    # ------------------------------------------------------------ reap
+
+    async def reap(self, bkey: BKey, props: BucketProps, timeout: float) -> ReapOutcome:
+        """Remove the key's tombstone from every primary, if every primary holds the same one."""
+        ring = self.membership.ring
+        partition = ring.partition_of(bkey.bucket_type, bkey.bucket, bkey.key)
+        wanted = primaries(ring, partition, props.n_val)
+        down = reaping.missing_primary(wanted, self._preflist(bkey, props))
+        if down is not None:
+            return down
+        okey = bkey.okey
+        copies = await asyncio.gather(*(self._read_copy(e, okey, timeout) for e in wanted))
+        version = reaping.judge(copies)
+        if isinstance(version, ReapOutcome):
+            return version
+        removed = await asyncio.gather(
+            *(self._reap_copy(e, okey, version, timeout) for e in wanted)
+        )
+        return reaping.confirmed(removed)
+
+    def _reap_later(self, bkey: BKey, props: BucketProps, timeout: float) -> None:
+        """Reap after delete_mode's delay, in the background; a deferred reap leaves the
+        tombstone for a later GET or the operator's reap to try again."""
+        mode = props.delete_mode
+        okey = bkey.okey
+        if mode == KEEP or okey in self._reaps_due:
+            return
+        self._reaps_due.add(okey)
+        delay = 0.0 if mode == IMMEDIATE else int(mode) / 1000
+        self._spawn(self._reap_after(bkey, props, delay, timeout))
+
+    async def _reap_after(
+        self, bkey: BKey, props: BucketProps, delay: float, timeout: float
+    ) -> None:
+        try:
+            # The running loop's timer: the simulation's virtual clock moves it too.
+            await asyncio.sleep(delay)
+            outcome = await self.reap(bkey, props, timeout)
+            log.debug("reap of %r: %s %s", bkey, outcome.outcome, outcome.reason)
+        except Exception:  # a failed reap leaves a tombstone, never a crashed task
+            log.exception("reap of %r failed", bkey)
+        finally:
+            self._reaps_due.discard(bkey.okey)
+
+    async def _read_copy(self, entry: PrefEntry, okey: bytes, timeout: float) -> reaping.Copy:
+        if entry.node == self.me:
+            reply = self._local_get(entry.partition, okey)
+            return reply if isinstance(reply, Failed) else reply.obj
+        try:
+            raw = await self.transport.request(
+                entry.node, Get(entry.partition, okey).to_wire(), timeout
+            )
+            return None if raw is None else riak_object.decode(raw)
+        except (TransportError, riak_object.CodecError) as exc:
+            return Failed(_describe(entry, exc))
+
+    async def _reap_copy(
+        self, entry: PrefEntry, okey: bytes, version: bytes, timeout: float
+    ) -> bool:
+        if entry.node == self.me:
+            return self.vnodes.reap(entry.partition, okey, version)
+        message = Reap(entry.partition, okey, version).to_wire()
+        try:
+            return bool(await self.transport.request(entry.node, message, timeout))
+        except TransportError as exc:
+            log.info("reap of %r on %s failed: %s", okey, entry.node, exc)
+            return False
 
     # ------------------------------------------------------------ internode
 

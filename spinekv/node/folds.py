@@ -1,5 +1,5 @@
 """Operator folds over one vnode (Riak 3's aae_fold): object stats, keys over a threshold,
-keys to erase; paced so that foreground requests keep flowing.
+keys to erase, tombstones to reap; paced so that foreground requests keep flowing.
 
 Each fold is one kind of coverage request (coverage.py plans which vnode answers for
 which key partitions and passes the filter in as `wanted`). The answers are plain lists
@@ -20,7 +20,8 @@ from .vnode import VnodeContract
 OBJECT_STATS = "object-stats"
 FIND_KEYS = "find-keys"
 ERASABLE = "erasable"
-KINDS = frozenset({OBJECT_STATS, FIND_KEYS, ERASABLE})
+REAPABLE = "reapable"
+KINDS = frozenset({OBJECT_STATS, FIND_KEYS, ERASABLE, REAPABLE})
 SIBLINGS, SIZE = "siblings", "size"
 
 # A fold works through SLICE keys, then rests long enough that it takes at most SHARE
@@ -169,6 +170,21 @@ async def erasable(vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Sco
     ]
 
 
+async def reapable(
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, before_us: int
+) -> list[list]:
+    """[type, bucket, key, last modified (us)] of every tombstone in scope last changed
+    before `before_us`. Only tombstones are decoded, for their last-modified time."""
+    found = []
+    async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope):
+        if riak_object.is_encoded_tombstone(value):
+            contents = riak_object.contents(riak_object.decode(value))
+            modified = max(c.last_modified_us for c in contents)
+            if modified < before_us:
+                found.append([btype, bucket, key, modified])
+    return found
+
+
 async def run(vnodes: VnodeContract, vnode: int, wanted: Wanted, kind: str, args: list) -> list:
     """Answer one operator fold: `args` is the scope's wire form, then the kind's own."""
     scope = Scope.from_wire(args[0])
@@ -181,4 +197,6 @@ async def run(vnodes: VnodeContract, vnode: int, wanted: Wanted, kind: str, args
         return await find_keys(vnodes, vnode, wanted, scope, measure, threshold)
     if kind == ERASABLE:
         return await erasable(vnodes, vnode, wanted, scope)
+    if kind == REAPABLE:
+        return await reapable(vnodes, vnode, wanted, scope, int(args[1]))
     raise ValueError(f"unknown operator fold {kind!r}")

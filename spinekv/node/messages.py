@@ -14,7 +14,7 @@ MIN_PROTOCOL_VERSION the release after).
 The dispatch table routes each type to the module that owns it: reads and
 writes to the vnodes, coordinated PUTs to the coordinator, handoff to
 handoff.py, coverage folds to coverage.py, gossip and pings to membership.py, anti-entropy
-exchanges to exchange.py.
+exchanges to exchange.py, tombstone reaps to the vnodes.
 """
 
 from __future__ import annotations
@@ -178,6 +178,17 @@ class AaeKeys(Message):
     segments: list
 
 
+@dataclass(frozen=True, slots=True)
+class Reap(Message):
+    """Remove a primary's copy of a tombstone, only if it is still the tombstone whose
+    tictac.version is `version` (a write since then keeps it). Reply: whether it was removed."""
+
+    TAG: ClassVar[int] = 12
+    partition: int
+    okey: bytes
+    version: bytes
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Get,
     Put,
@@ -190,6 +201,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     AaeBranches,
     AaeSegments,
     AaeKeys,
+    Reap,
 )
 _BY_TAG: dict[int, tuple[type[Message], int]] = {
     cls.TAG: (cls, len(fields(cls))) for cls in MESSAGE_TYPES

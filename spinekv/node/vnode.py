@@ -3,7 +3,7 @@
 The contract is riak_core_vnode's, stated once as `VnodeContract`: read (get),
 write (coordinate a client write as a new event, or merge a replica), fold
 over a partition, is_empty, the items to hand off, receiving handed-off data,
-forgetting what the new owner now holds, and dropping a partition. Handoff,
+forgetting what the new owner now holds, reaping a tombstone, and dropping a partition. Handoff,
 coverage, membership and admin use only this contract, never the backend.
 
 All partitions share one backend; a vnode is the key range of its partition.
@@ -13,7 +13,7 @@ caller that needs them durable awaits `flush()`, which shares one fsync among
 everyone waiting (group commit).
 
 The write path: every change to a stored object, whatever caused it (client
-write, replica merge, read repair, handoff receipt, forget, drop), goes
+write, replica merge, read repair, handoff receipt, forget, reap, drop), goes
 through `_apply` with the old and the new object in hand, and is told to each
 `listeners` entry as a `Change`. Anti-entropy trees and replication queues
 hang there. With no listeners, handed-off objects new here are stored without
@@ -28,13 +28,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .. import counter, index
+from .. import counter, index, tictac
 from .. import object as riak_object
 from ..dvv import DVVSet
 from ..object import Content
 from ..storage.base import Backend
 from ..storage.keys import split_object_key
-from .messages import Get, Put
+from .messages import Get, Put, Reap
 
 log = logging.getLogger("spinekv.vnode")
 
@@ -50,7 +50,7 @@ class Change:
     okey: bytes
     old: DVVSet | None
     new: DVVSet | None
-    cause: str  # coordinate | merge | handoff | forget | drop
+    cause: str  # coordinate | merge | handoff | forget | reap | drop
 
 
 Listener = Callable[[Change], None]
@@ -111,6 +111,10 @@ class VnodeContract(Protocol):
 
     def forget(self, partition: int, items: Iterable[tuple[bytes, bytes]]) -> int:
         """Delete local copies the owner now holds, unless changed since they were sent."""
+        ...
+
+    def reap(self, partition: int, okey: bytes, version: bytes) -> bool:
+        """Delete the local tombstone if its tictac.version is still `version`; whether it did."""
         ...
 
     def drop(self, partition: int) -> None:
@@ -263,6 +267,21 @@ class Vnodes:
                 self._tell(Change(partition, okey, riak_object.decode(raw), None, "forget"))
         return len(gone)
 
+    def reap(self, partition: int, okey: bytes, version: bytes) -> bool:
+        raw = self._backend.get(partition, okey)
+        # Cheap refusal of a live object before decoding; then the clock must be the one the
+        # reaper saw on every primary, so a write that landed since is never removed.
+        if raw is None or not riak_object.is_encoded_tombstone(raw):
+            return False
+        old = riak_object.decode(raw)
+        if tictac.version(old) != version:
+            return False
+        self._backend.delete_many(partition, [okey], index_remove=_encoded_entries(okey, raw))
+        self.reaped += 1
+        if self.listeners:
+            self._tell(Change(partition, okey, old, None, "reap"))
+        return True
+
     def drop(self, partition: int) -> None:
         if self.listeners:
             for okey, raw in self._backend.fold(partition):
@@ -308,6 +327,9 @@ class Vnodes:
             allow_mult=message.allow_mult,
         )
         return self.durable() if message.sync else False
+
+    def serve_reap(self, _source: str, message: Reap) -> bool:
+        return self.reap(message.partition, message.okey, bytes(message.version))
 
     async def durable(self) -> bool:
         await self._backend.flush()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 
+from tests.support import eventually_sync
+
 
 def test_object_stats_find_keys_and_erase_from_the_cli(cluster):
     def put(node: str, path: str, body: bytes) -> None:
@@ -26,6 +28,19 @@ def test_object_stats_find_keys_and_erase_from_the_cli(cluster):
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
+    # Kept: the tombstones counted below must not race the reaper (delete_mode's default
+    # reaps them 3 s after the delete).
+    props = json.dumps({"props": {"delete_mode": "keep"}}).encode()
+    headers = {"Content-Type": "application/json"}
+    assert cluster.request("PUT", "n1", "/buckets/people/props", props, headers).status == 204
+    eventually_sync(
+        lambda: all(
+            cluster.request("GET", n, "/buckets/people/props").json()["props"]["delete_mode"]
+            == "keep"
+            for n in cluster.config.node_names()
+        ),
+        what="delete_mode keep on every node",
+    )
     for i in range(20):
         put(f"n{i % 5 + 1}", f"/buckets/people/keys/p{i:02d}", b"v")
     for key in ("p01", "p02"):

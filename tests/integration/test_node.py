@@ -86,6 +86,8 @@ async def test_concurrent_writes_in_allow_mult_type_become_siblings(cluster, htt
 
 
 async def test_delete_writes_tombstone_and_key_reads_404(cluster, http):
+    # Kept, so the check of the replicas below is not a race with the reaper.
+    await cluster.set_props(http, "default", "b", {"delete_mode": "keep"})
     url = cluster.url("n1") + "/buckets/b/keys/gone"
     async with http.put(url, data=b"x") as r:
         assert r.status == 204

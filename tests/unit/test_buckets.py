@@ -125,6 +125,10 @@ def test_rendered_props_are_riaks_shape():
         ({"write_once": True}, {"write_once"}),  # fixed when a type is created
         ({"n_val": 0, "write_once": True}, {"n_val", "write_once"}),
         ({"name": "another"}, {"name"}),
+        ({"delete_mode": "later"}, {"delete_mode"}),
+        ({"delete_mode": -1}, {"delete_mode"}),
+        ({"delete_mode": 2**32}, {"delete_mode"}),
+        ({"delete_mode": True}, {"delete_mode"}),
     ],
 )
 def test_bad_props_are_refused_naming_each(changes, bad):
@@ -143,6 +147,16 @@ def test_riak_value_forms_are_accepted():
     props = effective(meta, "default", "b")
     assert props.allow_mult is True and props.r == "one" and props.dw == 0
     assert props.search_index == "idx"
+
+
+@pytest.mark.parametrize(
+    ("given", "held"),
+    [("keep", "keep"), ("Immediate", "immediate"), (0, 0), (250, 250), ("1500", 1500)],
+)
+def test_delete_mode_is_keep_immediate_or_a_delay_in_ms(given, held):
+    assert effective(BucketMeta(), "default", "b").delete_mode == 3000  # Riak's default
+    meta = set_props(BucketMeta(), "default", "b", {"delete_mode": given})
+    assert effective(meta, "default", "b").delete_mode == held
 
 
 def test_lowering_n_val_below_a_quorum_is_refused():

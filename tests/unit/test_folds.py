@@ -109,6 +109,14 @@ async def test_erasable_keys_skip_tombstones_and_keep_to_the_prefix():
     ]
 
 
+async def test_reapable_finds_the_tombstones_last_changed_before_a_time():
+    vnodes = store()
+    found = await folds.run(vnodes, P, everything, "reapable", [[b"sets", None, b""], 10])
+    assert found == [[b"sets", b"b", b"gone", 9]]  # tombstone(9): last modified at 9 us
+    assert await folds.run(vnodes, P, everything, "reapable", [[None, None, b""], 9]) == []
+    assert await folds.reapable(vnodes, P, everything, Scope(b"default"), 10) == []
+
+
 async def test_pacer_rests_nine_times_as_long_as_it_works():
     loop = asyncio.get_running_loop()
     pacer = Pacer(share=0.1, slice_keys=10)

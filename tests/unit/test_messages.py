@@ -31,6 +31,7 @@ SAMPLES = [
     messages.AaeBranches(4, 3, None),
     messages.AaeSegments(4, 3, [1, 700]),
     messages.AaeKeys(4, 3, [700]),
+    messages.Reap(4, b"okey", b"v" * 16),
 ]
 
 

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from spinekv import object as riak_object
+from spinekv import tictac
 from spinekv.node.vnode import Change, VnodeContract, Vnodes
 from spinekv.object import Content
 from spinekv.storage.keys import object_key
@@ -84,3 +85,24 @@ def test_fold_reads_a_partition_or_a_key_range():
     assert vnodes.size(P) == 2 and not vnodes.is_empty(P) and vnodes.held() == [P]
     with pytest.raises(ValueError, match="both ends"):
         vnodes.fold(P, KEY)
+
+
+def test_reap_removes_only_the_tombstone_it_was_shown_and_tells_it():
+    vnodes, log = vnodes_with_log()
+    live = write(vnodes, KEY, b"one")
+    assert not vnodes.reap(P, KEY, tictac.version(live))  # a live value is never reaped
+    dead = vnodes.coordinate(
+        P,
+        KEY,
+        riak_object.context(live),
+        riak_object.tombstone(5),
+        allow_mult=True,
+        last_write_wins=False,
+    )
+    log.clear()
+    assert not vnodes.reap(P, KEY, tictac.version(live))  # another version: kept
+    assert not vnodes.reap(P, OTHER, tictac.version(dead))  # nothing there
+    assert vnodes.get(P, KEY) == dead and vnodes.reaped == 0 and log == []
+    assert vnodes.reap(P, KEY, tictac.version(dead))
+    assert vnodes.get(P, KEY) is None and vnodes.reaped == 1
+    assert [(c.cause, c.okey, c.old, c.new) for c in log] == [("reap", KEY, dead, None)]
