@@ -83,12 +83,9 @@ def stored_keys(cluster: SimCluster) -> set[Key]:
     return found
 
 
-def gather(
-    cluster: SimCluster,
-    acknowledged: AbstractSet[Key],
-    maybe_deleted: AbstractSet[Key] = frozenset(),
-) -> list[KeyReplicas]:
-    """The primaries' copies of every acknowledged key and every key stored anywhere."""
+def gather(cluster: SimCluster, acknowledged: AbstractSet[Key]) -> list[KeyReplicas]:
+    """The primaries' copies of every acknowledged key and every key stored anywhere (the
+    workloads never delete, so no key is judged as maybe deleted)."""
     ring = next(iter(cluster.nodes.values())).membership.ring
     judged = []
     for key in sorted(acknowledged | stored_keys(cluster)):
@@ -99,5 +96,5 @@ def gather(
         copies = {
             e.node: _digest(cluster.stores[e.node].mem.get(e.partition, okey)) for e in entries
         }
-        judged.append(KeyReplicas(key, copies, key in acknowledged, key in maybe_deleted))
+        judged.append(KeyReplicas(key, copies, key in acknowledged))
     return judged
