@@ -42,14 +42,20 @@ class SimClock:
         return self._loop.time()
 
 
-def sim_config(nodes: int, ring_size: int, n_val: int) -> ClusterConfig:
+# Each tree's anti-entropy exchange tick in virtual time: a 20 s run sees exchanges while
+# its faults last, and a quiet period of a few ticks is short. Much shorter and exchange
+# traffic, not the workload, would take most of a run's wall time.
+EXCHANGE_TICK_MS = 10_000
+# A tick longer than any run: the exchanges never come (for stories that must see a loss).
+NO_EXCHANGES_MS = 30 * 86_400_000
+
+
+def sim_config(nodes: int, ring_size: int, n_val: int, *, exchanges: bool = True) -> ClusterConfig:
     data = {
         "cluster": {"name": "sim", "ring_size": ring_size, "n_val": n_val},
         "bucket_defaults": {"r": "quorum", "w": "quorum"},
         "bucket_types": {"sets": {}, "records": {}},  # allow_mult = true, as every created type
-        # AAE exchanges are off (a tick longer than any run) until the simulation checks
-        # replica convergence: their repairs would heal the losses its stories must see.
-        "aae": {"tick_ms": 30 * 86_400_000},
+        "aae": {"tick_ms": EXCHANGE_TICK_MS if exchanges else NO_EXCHANGES_MS},
         "node": [
             {"name": f"n{i + 1}", "http_port": 10_000 + i, "peer_port": 20_000 + i}
             for i in range(nodes)
@@ -73,7 +79,11 @@ class Outcome:
 
 
 class SimCluster:
-    """Five (by default) nodes on one VirtualLoop; every random choice comes from `seed`."""
+    """Five (by default) nodes on one VirtualLoop; every random choice comes from `seed`.
+
+    `exchanges` False keeps anti-entropy exchanges off, for a story that must see a loss
+    they would repair.
+    """
 
     def __init__(
         self,
@@ -84,11 +94,12 @@ class SimCluster:
         n_val: int = 3,
         faults: LinkFaults | None = None,
         request_timeout: float = 2.0,
+        exchanges: bool = True,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.loop = VirtualLoop()
-        self.config = sim_config(nodes, ring_size, n_val)
+        self.config = sim_config(nodes, ring_size, n_val, exchanges=exchanges)
         self.names = self.config.node_names()
         self.network = SimNetwork(random.Random(self.rng.getrandbits(64)), faults)
         self.request_timeout = request_timeout

@@ -45,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             clients=args.clients,
             keep_history=True,
         )
+        ok = result.valid and not result.unconverged
         if args.digest:
             print(result.digest)
-            return 0 if result.valid else 1
+            return 0 if ok else 1
         assert result.history is not None
         if args.history:
             result.history.dump(args.history)
@@ -55,11 +56,13 @@ def main(argv: list[str] | None = None) -> int:
             for when, event in result.fault_log:
                 console.print(f"{when:9.3f}s  {event}")
         console.print(f"seed {args.seed}: {result.summary}")
+        for problem in result.unconverged:
+            console.print(f"[red]not converged: {problem}[/]")
         console.print(
             f"{result.ops} ops, {result.acknowledged} acknowledged, faults {dict(result.faults)},"
             f" {result.virtual_seconds:.1f} virtual s, history {result.digest}"
         )
-        return 0 if result.valid else 1
+        return 0 if ok else 1
 
     failed: list[int] = []
     started = time.perf_counter()
@@ -75,12 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             result = run_seed(
                 seed, workload=args.workload, duration=args.duration, clients=args.clients
             )
-            if not result.valid:
+            if not result.valid or result.unconverged:
                 failed.append(seed)
-                progress.console.print(f"[red]seed {seed}: {result.summary}[/]  {result.replay()}")
+                verdict = "; ".join([result.summary, *result.unconverged])
+                progress.console.print(f"[red]seed {seed}: {verdict}[/]  {result.replay()}")
             progress.advance(task)
     elapsed = time.perf_counter() - started
-    console.print(f"{len(args.seeds)} seeds, {len(failed)} invalid {failed[:20]} in {elapsed:.1f}s")
+    console.print(f"{len(args.seeds)} seeds, {len(failed)} failed {failed[:20]} in {elapsed:.1f}s")
     return 1 if failed else 0
 
 

@@ -37,6 +37,17 @@ def test_no_acknowledged_write_is_lost(workload, seed):
     assert result.valid, f"{result.summary}\nreplay: {result.replay()}"
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("workload", ["set", "register"])
+def test_anti_entropy_alone_brings_every_key_s_replicas_together(workload, seed):
+    result = seed_run(seed, workload)
+    assert not result.unconverged, (
+        "replicas differ after heal and quiet, with no reads:\n"
+        + "\n".join(result.unconverged)
+        + f"\nreplay: {result.replay()}"
+    )
+
+
 def test_the_same_seed_gives_the_same_history():
     first, second = seed_run(7, "register"), run_seed(7, workload="register")
     assert first.digest == second.digest

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from spinekv.transport.sim import LinkFaults
 from tests.history import History, check_register, check_set
 
 from .cluster import SimCluster
+from .convergence import QUIET_SECONDS, Key, diverged, gather
 
 SET_KEYS = ("s0", "s1", "s2")
 REGISTER_KEYS = ("r0", "r1", "r2", "r3")
@@ -43,6 +45,8 @@ class RunResult:
     duration: float = 20.0
     history: History | None = None
     fault_log: list[tuple[float, str]] = field(default_factory=list)
+    # Why keys' primaries still differ after heal and a quiet period with no reads; [] if none.
+    unconverged: list[str] = field(default_factory=list)
 
     def replay(self) -> str:
         return (
@@ -101,6 +105,7 @@ async def _set_client(
     rng: random.Random,
     elements: Any,
     until: float,
+    acked: set[Key],
 ) -> None:
     while cluster.now < until:
         await asyncio.sleep(rng.uniform(0.0, 0.1))
@@ -117,6 +122,8 @@ async def _set_client(
             node, TYPE, BUCKET, key, _encode_set(current | {element}), read.context or {}
         )
         history.finish(op, wrote.type, wrote.error)
+        if wrote.type == "ok":
+            acked.add((TYPE, BUCKET, key))
 
 
 async def _register_client(
@@ -126,6 +133,7 @@ async def _register_client(
     rng: random.Random,
     values: Any,
     until: float,
+    acked: set[Key],
 ) -> None:
     while cluster.now < until:
         await asyncio.sleep(rng.uniform(0.0, 0.1))
@@ -139,6 +147,8 @@ async def _register_client(
         op = history.invoke(process, "write", {"key": key, "value": value, "saw": saw})
         wrote = await cluster.put(node, TYPE, BUCKET, key, value.encode(), read.context or {})
         history.finish(op, wrote.type, wrote.error)
+        if wrote.type == "ok":
+            acked.add((TYPE, BUCKET, key))
 
 
 async def _final_reads(cluster: SimCluster, history: History, workload: str) -> None:
@@ -173,9 +183,15 @@ def run_seed(
     duration: float = 20.0,
     clients: int = 5,
     keep_history: bool = False,
+    exchanges: bool = True,
+    before_check: Callable[[SimCluster, set[Key]], None] | None = None,
 ) -> RunResult:
-    """One whole simulated run; the same seed gives the same history, event for event."""
-    cluster = SimCluster(seed)
+    """One whole simulated run; the same seed gives the same history, event for event.
+
+    `before_check(cluster, acknowledged keys)` runs just before the convergence check
+    (a test that the check can fail damages replicas there).
+    """
+    cluster = SimCluster(seed, exchanges=exchanges)
     rng = random.Random(cluster.rng.getrandbits(64))
     history = History(clock=lambda: cluster.now)
     faults: Counter = Counter()
@@ -183,11 +199,12 @@ def run_seed(
     names = itertools.count()
     elements = (f"e{i}" for i in names)
     client = _set_client if workload == "set" else _register_client
+    acked: set[Key] = set()
 
     async def main() -> None:
         runs = [nemesis(cluster, random.Random(rng.getrandbits(64)), until, faults)]
         runs += [
-            client(cluster, history, p, random.Random(rng.getrandbits(64)), elements, until)
+            client(cluster, history, p, random.Random(rng.getrandbits(64)), elements, until, acked)
             for p in range(clients)
         ]
         await asyncio.gather(*runs)
@@ -197,6 +214,12 @@ def run_seed(
         cluster.heal_all()
         cluster.network.faults = LinkFaults()
         cluster.settle()
+        # Anti-entropy alone, with no client reads to repair anything, must bring every
+        # key's primaries together; checked before the final reads, which read-repair.
+        cluster.run(QUIET_SECONDS)
+        if before_check is not None:
+            before_check(cluster, acked)
+        unconverged = diverged(gather(cluster, acked))
         cluster.run_until(_final_reads(cluster, history, workload))
         result = check_set(history) if workload == "set" else check_register(history)
         acked = sum(1 for op in history.ops if op.type == "ok" and op.f in ("add", "write"))
@@ -213,6 +236,7 @@ def run_seed(
             duration=duration,
             history=history if keep_history else None,
             fault_log=list(cluster.log),
+            unconverged=unconverged,
         )
     finally:
         cluster.close()
