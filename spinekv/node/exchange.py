@@ -181,7 +181,7 @@ class Exchanges:
     async def _forever(self) -> None:
         while True:
             # The random part is drawn after the fixed part: a node whose tick never comes
-            # (the simulation's) draws nothing, so its other random choices stay the same.
+            # (a simulation run with exchanges off) draws nothing, so its other choices stay.
             await asyncio.sleep(self._tick * (1 - _JITTER))
             await asyncio.sleep(self._tick * 2 * _JITTER * self._rng.random())
             for tid in sorted(self._trees.slots):
