@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import shutil
@@ -101,6 +102,8 @@ async def insync_exchange(folder: Path, keys: int) -> dict[str, Any]:
     over real TCP), counted on n1's transport: every Aae* request and its reply."""
     extra = f"[aae]\ntick_ms = {NO_TICK_MS}\n"
     folder.mkdir()
+    # The in-process nodes share this terminal: their start and stop chatter would bury the run.
+    logging.getLogger("spinekv").setLevel(logging.ERROR)
     async with inproc_cluster(folder, ring_size=64, extra=extra) as cluster:
         urls = [cluster.url(name) for name in cluster.nodes]
         todo = iter(range(keys))
