@@ -126,6 +126,7 @@ class Cluster:
     # A checkout whose own tests/support.py writes the cluster.toml (None: this one's), so a
     # baseline from before a config change gets a file it can read.
     tree: Path | None = None
+    extra: str = ""  # more cluster.toml, e.g. an [aae] table (this checkout's file only)
 
     @property
     def urls(self) -> list[str]:
@@ -144,7 +145,11 @@ class Cluster:
     def _write_config(self) -> Path:
         if self.tree is None:
             return write_cluster_toml(
-                self.folder, self.nodes, n_val=self.n_val, max_object_size=self.max_object_size
+                self.folder,
+                self.nodes,
+                n_val=self.n_val,
+                max_object_size=self.max_object_size,
+                extra=self.extra,
             )
         code = (
             "import sys; from pathlib import Path; from tests.support import write_cluster_toml; "
