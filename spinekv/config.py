@@ -98,7 +98,7 @@ class SecuritySettings:
 
 @dataclass(frozen=True, slots=True)
 class AaeSettings:
-    """[aae]: active anti-entropy's Tictac trees (and, later, their exchanges)."""
+    """[aae]: active anti-entropy's Tictac trees and their exchanges."""
 
     enabled: bool = True
     # How often each primary partition exchanges its tree with a peer's (the exchanges' tick).
@@ -107,6 +107,8 @@ class AaeSettings:
     rebuild_days: float = 7.0
     # Exchanges wait while more client requests than this wait for an answer (the backlog).
     pause_backlog: int = 64
+    # At most this many keys are repaired by one exchange of one tree.
+    max_repairs: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +256,7 @@ class _AaeTable(_Table):
     tick_ms: int = 60_000
     rebuild_days: int | float = 7
     pause_backlog: int = 64
+    max_repairs: int = 1000
 
 
 class _TlsTable(_Table):
@@ -513,7 +516,15 @@ def _aae(table: _AaeTable) -> AaeSettings:
         raise ConfigError(
             "aae.pause_backlog must be at least 0 (client requests waiting for an answer)"
         )
-    return AaeSettings(table.enabled, table.tick_ms, float(table.rebuild_days), table.pause_backlog)
+    if table.max_repairs < 1:
+        raise ConfigError("aae.max_repairs must be at least 1 (keys one exchange may repair)")
+    return AaeSettings(
+        table.enabled,
+        table.tick_ms,
+        float(table.rebuild_days),
+        table.pause_backlog,
+        table.max_repairs,
+    )
 
 
 def _security(table: _SecurityTable) -> SecuritySettings:

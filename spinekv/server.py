@@ -158,6 +158,7 @@ class Node:
             rng=self.rng,
             backlog=lambda: self.stats.backlog,
             pause_backlog=self.config.aae.pause_backlog,
+            max_repairs=self.config.aae.max_repairs,
         )
 
     def counters(self) -> dict[str, int]:

@@ -232,7 +232,8 @@ class FoldHandlers:
         return response
 
     async def _reap_one(self, bkey: BKey, limit: float) -> ReapOutcome:
-        type_name, bucket = bkey.bucket_type.decode(), bkey.bucket.decode()
+        type_name = bkey.bucket_type.decode(errors="replace")
+        bucket = bkey.bucket.decode(errors="replace")
         props = self._props_of(type_name, bucket)
         if props is None:
             return ReapOutcome(Outcome.DEFERRED, f"no bucket type {type_name!r}")

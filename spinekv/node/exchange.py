@@ -61,6 +61,7 @@ _POLL = 0.1  # seconds between two looks at the request backlog
 _PATIENCE_TICKS = 10  # an exchange waits at most this many ticks for the backlog to shrink
 SKIPPED = "skipped"  # no peer up, a tree (ours or the peer's) unbuilt, or no answer
 _HOUR = 3600.0
+_REPAIRS_IN_FLIGHT = 16  # an exchange's read repairs under way at once
 
 PropsOf = Callable[[str, str], BucketProps | None]
 
@@ -184,13 +185,27 @@ class Exchanges:
             # (a simulation run with exchanges off) draws nothing, so its other choices stay.
             await asyncio.sleep(self._tick * (1 - _JITTER))
             await asyncio.sleep(self._tick * 2 * _JITTER * self._rng.random())
-            for tid in sorted(self._trees.slots):
-                if self._handoff.stats.active:
-                    break  # handing off: the transfer's writes come first
-                try:
-                    await self.exchange(tid)
-                except Exception:
-                    log.exception("aae: exchange of tree %s failed", tid)
+            while await self.exchange_all():
+                pass  # an exchange stopped at max_repairs: go on without waiting a tick
+
+    async def exchange_all(self) -> bool:
+        """Exchange every tree once; whether any stopped at max_repairs with more to do.
+
+        A wiped node differs from its peers in every key: waiting a tick after each
+        max_repairs keys would bring back a vnode of 100k keys in 100 ticks, so the next pass
+        starts at once while exchanges keep finding that much to repair. Each repair still
+        yields to the request backlog, and trees in sync cost one root message each."""
+        more = False
+        for tid in sorted(self._trees.slots):
+            if self._handoff.stats.active:
+                return False  # handing off: the transfer's writes come first
+            try:
+                result = await self.exchange(tid)
+            except Exception:
+                log.exception("aae: exchange of tree %s failed", tid)
+                continue
+            more |= result is not None and result.repaired >= self._max_repairs
+        return more
 
     def peer_for(self, tid: TreeId) -> str | None:
         """Another primary of the tree's preference list that is up, chosen at random."""
@@ -318,19 +333,36 @@ class Exchanges:
         return answer
 
     async def _repair(self, tid: TreeId, okeys: Sequence[bytes], patience: float) -> int:
-        """Read-repair each key through the coordinator's GET of every replica, each after
-        the backlog allows; how many were asked for (keys of a type unknown here are left
-        for the next exchange)."""
+        """Read-repair each key through the coordinator's GET of every replica, up to
+        _REPAIRS_IN_FLIGHT at once and each after the backlog allows; how many were asked
+        for (keys of a type unknown here are left for the next exchange).
+
+        One at a time, a repair rate is one over a GET's round trip (about 500 keys/s on a
+        loaded machine); with several in flight it is bound by the replicas' CPU instead."""
+        slots = asyncio.Semaphore(_REPAIRS_IN_FLIGHT)
         repaired = 0
-        for okey in okeys:
-            patience = await self._yield_to_backlog(tid, patience)
-            btype, bucket, key = split_object_key(okey)
-            props = self._props_of(btype.decode(errors="replace"), bucket.decode(errors="replace"))
-            if props is None:
-                continue
-            opts = GetOptions(r=props.n_val, notfound_ok=True, timeout=_TIMEOUT)
-            await self._coordinator.get(BKey(btype, bucket, key), props, opts)
-            repaired += 1
+
+        async def repair(bkey: BKey, opts: GetOptions, props: BucketProps) -> None:
+            try:
+                await self._coordinator.get(bkey, props, opts)
+            except Exception:  # one key's failure must not stop the others' repairs
+                log.exception("aae: repair of %r failed", bkey)
+            finally:
+                slots.release()
+
+        async with asyncio.TaskGroup() as group:
+            for okey in okeys:
+                patience = await self._yield_to_backlog(tid, patience)
+                btype, bucket, key = split_object_key(okey)
+                props = self._props_of(
+                    btype.decode(errors="replace"), bucket.decode(errors="replace")
+                )
+                if props is None:
+                    continue
+                opts = GetOptions(r=props.n_val, notfound_ok=True, timeout=_TIMEOUT)
+                await slots.acquire()
+                group.create_task(repair(BKey(btype, bucket, key), opts, props))
+                repaired += 1
         return repaired
 
 

@@ -207,3 +207,30 @@ async def test_replicas_rotten_on_disk_are_overwritten_without_client_reads(clus
         key = split_object_key(okey)[2]
         assert [c.value for c in contents(victim.vnodes.get(partition, okey))] == [b"v" + key]
     assert victim.vnodes.unreadable >= len(rotten)
+
+
+async def test_an_exchange_stopped_at_max_repairs_is_followed_by_another_pass(tmp_path, http):
+    # The tick never comes: only the passes this test runs exchange anything.
+    extra = "[aae]\ntick_ms = 86400000\nmax_repairs = 2\n"
+    async with inproc_cluster(tmp_path, extra=extra) as slow:
+        await write_all(slow, http)
+        victim = slow.nodes["n2"]
+        by_partition: dict[int, list[bytes]] = {}
+        for partition, okey in held_by(slow, "n2"):
+            by_partition.setdefault(partition, []).append(okey)
+        partition, lost = max(by_partition.items(), key=lambda item: len(item[1]))
+        assert len(lost) >= 5
+        for okey in lost:
+            slow.backends["n2"].delete(partition, okey)
+        await victim.aae.rebuild(partition)
+
+        passes = [await victim.exchanges.exchange_all()]
+        while passes[-1]:
+            assert len(passes) < len(lost), "passes went on after every key was repaired"
+            passes.append(await victim.exchanges.exchange_all())
+        # Two keys a pass: at least three passes, each but the last asking for another.
+        assert len(passes) >= 3 and passes[0] is True
+        missing = [okey for okey in lost if slow.backends["n2"].get(partition, okey) is None]
+        assert not missing, (
+            f"{len(missing)} of {len(lost)} still missing after {len(passes)} passes"
+        )

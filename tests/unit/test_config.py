@@ -40,6 +40,7 @@ def test_shipped_cluster_toml_has_five_members_and_a_spare():
     assert config.ring_size == 64 and config.n_val == 3
     assert config.aae.enabled and config.aae.tick_ms == 60_000 and config.aae.rebuild_days == 7
     assert config.aae.pause_backlog == 64
+    assert config.aae.max_repairs == 1000
     assert config.bucket_type("default").allow_mult is False
     assert config.bucket_type("records").allow_mult is True
     assert config.bucket_type("nope") is None
@@ -76,6 +77,7 @@ enabled = false
 tick_ms = 5000
 rebuild_days = 0.5
 pause_backlog = 0
+max_repairs = 20
 
 [[user]]
 name = "u"
@@ -112,6 +114,7 @@ member = false
     assert config.nodes[0].host == "127.0.0.2" and config.nodes[0].member is False
     assert (config.aae.enabled, config.aae.tick_ms, config.aae.rebuild_days) == (False, 5000, 0.5)
     assert config.aae.pause_backlog == 0
+    assert config.aae.max_repairs == 20
 
 
 # Each mistake with the start of its refusal, after the file's path.
@@ -231,6 +234,7 @@ def test_nodes_dir_is_relative_to_the_files_folder(tmp_path):
         ({"aae": {"tick_ms": 0}}, "aae.tick_ms must be at least 1"),
         ({"aae": {"rebuild_days": 0}}, "aae.rebuild_days must be positive"),
         ({"aae": {"pause_backlog": -1}}, "aae.pause_backlog must be at least 0"),
+        ({"aae": {"max_repairs": 0}}, "aae.max_repairs must be at least 1"),
     ],
 )
 def test_bad_config_is_rejected_with_reason(data, message):
