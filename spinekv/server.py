@@ -98,7 +98,9 @@ class Node:
         # Set when this node has left the cluster and handed everything off.
         self.exited = asyncio.Event()
         self.membership.on_exit = self.exited.set
-        self.coverage = Coverage(name, self.membership, self.vnodes, transport)
+        self.coverage = Coverage(
+            name, self.membership, self.vnodes, transport, lambda: self.stats.backlog
+        )
         self.coordinator = Coordinator(
             name, self.membership, self.vnodes, transport, self.now_us, self.coverage
         )

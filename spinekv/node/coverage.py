@@ -141,11 +141,20 @@ async def fold_buckets(vnodes: VnodeContract, vnode: int, bucket_type: bytes) ->
 class Coverage:
     """Runs coverage folds across the cluster for one node."""
 
-    def __init__(self, me: str, membership, vnodes: VnodeContract, transport: Transport) -> None:
+    def __init__(
+        self,
+        me: str,
+        membership,
+        vnodes: VnodeContract,
+        transport: Transport,
+        backlog: Callable[[], int],
+    ) -> None:
         self.me = me
         self.membership = membership
         self.vnodes = vnodes
         self.transport = transport
+        # Client requests waiting for an answer here: operator folds yield to them.
+        self._backlog = backlog
 
     async def run(
         self, kind: str, args: list, n_val: int, timeout: float, *, every_vnode: bool = False
@@ -221,7 +230,8 @@ class Coverage:
         if kind == "buckets":
             return await fold_buckets(self.vnodes, vnode, args[0])
         if kind in folds.KINDS:
-            return await folds.run(self.vnodes, vnode, _wanted(ring, kps), kind, args)
+            pacer = folds.Pacer(self._backlog)
+            return await folds.run(self.vnodes, vnode, _wanted(ring, kps), kind, args, pacer)
         raise ValueError(f"unknown coverage fold {kind!r}")
 
     def serve(self, _source: str, message: Cover) -> Any:

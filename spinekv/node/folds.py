@@ -24,10 +24,15 @@ REAPABLE = "reapable"
 KINDS = frozenset({OBJECT_STATS, FIND_KEYS, ERASABLE, REAPABLE})
 SIBLINGS, SIZE = "siblings", "size"
 
-# A fold works through SLICE keys, then rests long enough that it takes at most SHARE
-# of the event loop: foreground requests keep at least 1 - SHARE of their throughput.
+# A fold works through SLICE keys, then rests long enough that it takes at most a share
+# of the event loop: BUSY_SHARE while clients wait for answers on the node, IDLE_SHARE
+# while none do. The share is of one node's loop, and a coverage fold runs on every node
+# at once: where nodes share cores (the local cluster) its cost in CPU adds up across
+# them, so under load it must be small for foreground requests to keep 90% of their
+# throughput (measured: bench/aae.py), and on an idle cluster it may take its time.
 SLICE = 200
-SHARE = 0.1
+BUSY_SHARE = 0.02
+IDLE_SHARE = 0.5
 
 Wanted = Callable[[bytes, bytes, bytes], bool]
 
@@ -106,10 +111,20 @@ class Scope:
 
 
 class Pacer:
-    """Rests between slices of a fold so that it takes at most `share` of the event loop."""
+    """Rests between slices of a fold so that it takes at most a share of the event loop:
+    a small one while client requests wait for an answer (`backlog`), more while none do."""
 
-    def __init__(self, share: float = SHARE, slice_keys: int = SLICE) -> None:
-        self._rest = (1 - share) / share
+    def __init__(
+        self,
+        backlog: Callable[[], int],
+        *,
+        busy_share: float = BUSY_SHARE,
+        idle_share: float = IDLE_SHARE,
+        slice_keys: int = SLICE,
+    ) -> None:
+        self._backlog = backlog
+        self._busy_rest = (1 - busy_share) / busy_share
+        self._idle_rest = (1 - idle_share) / idle_share
         self._slice = slice_keys
         self._loop = asyncio.get_running_loop()
         self._seen = 0
@@ -120,15 +135,16 @@ class Pacer:
         if self._seen % self._slice:
             return
         busy = self._loop.time() - self._started
-        await asyncio.sleep(busy * self._rest)
+        # The operator's own request waits on the node it asked: one is not foreground.
+        rest = self._busy_rest if self._backlog() > 1 else self._idle_rest
+        await asyncio.sleep(busy * rest)
         self._started = self._loop.time()
 
 
 async def _objects(
-    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, pacer: Pacer
 ) -> AsyncIterator[tuple[bytes, bytes, bytes, bytes]]:
     """(type, bucket, key, encoded object) of every object in `scope` that `wanted` keeps."""
-    pacer = Pacer()
     low, high = scope.bounds()
     for okey, value in vnodes.fold(vnode, low, high):
         await pacer.step()
@@ -137,9 +153,11 @@ async def _objects(
             yield btype, bucket, key, value
 
 
-async def object_stats(vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope) -> list:
+async def object_stats(
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, pacer: Pacer
+) -> list:
     stats = ObjectStats()
-    async for _, _, _, value in _objects(vnodes, vnode, wanted, scope):
+    async for _, _, _, value in _objects(vnodes, vnode, wanted, scope, pacer):
         stats.add(len(value), riak_object.deleted_flags(value))
     return stats.to_wire()
 
@@ -150,33 +168,41 @@ def over(measure: str, threshold: int, size: int, siblings: int) -> bool:
 
 
 async def find_keys(
-    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, measure: str, threshold: int
+    vnodes: VnodeContract,
+    vnode: int,
+    wanted: Wanted,
+    scope: Scope,
+    pacer: Pacer,
+    measure: str,
+    threshold: int,
 ) -> list[list]:
     """[type, bucket, key, siblings, size] of every object over the threshold."""
     found = []
-    async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope):
+    async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope, pacer):
         siblings = len(riak_object.deleted_flags(value))
         if over(measure, threshold, len(value), siblings):
             found.append([btype, bucket, key, siblings, len(value)])
     return found
 
 
-async def erasable(vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope) -> list[list]:
+async def erasable(
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, pacer: Pacer
+) -> list[list]:
     """[type, bucket, key] of every object in scope that is not already a tombstone."""
     return [
         [btype, bucket, key]
-        async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope)
+        async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope, pacer)
         if not riak_object.is_encoded_tombstone(value)
     ]
 
 
 async def reapable(
-    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, before_us: int
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, pacer: Pacer, before_us: int
 ) -> list[list]:
     """[type, bucket, key, last modified (us)] of every tombstone in scope last changed
     before `before_us`. Only tombstones are decoded, for their last-modified time."""
     found = []
-    async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope):
+    async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope, pacer):
         if riak_object.is_encoded_tombstone(value):
             contents = riak_object.contents(riak_object.decode(value))
             modified = max(c.last_modified_us for c in contents)
@@ -185,18 +211,20 @@ async def reapable(
     return found
 
 
-async def run(vnodes: VnodeContract, vnode: int, wanted: Wanted, kind: str, args: list) -> list:
+async def run(
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, kind: str, args: list, pacer: Pacer
+) -> list:
     """Answer one operator fold: `args` is the scope's wire form, then the kind's own."""
     scope = Scope.from_wire(args[0])
     if kind == OBJECT_STATS:
-        return await object_stats(vnodes, vnode, wanted, scope)
+        return await object_stats(vnodes, vnode, wanted, scope, pacer)
     if kind == FIND_KEYS:
         measure, threshold = args[1], int(args[2])
         if measure not in (SIBLINGS, SIZE):
             raise ValueError(f"find-keys measures siblings or size, not {measure!r}")
-        return await find_keys(vnodes, vnode, wanted, scope, measure, threshold)
+        return await find_keys(vnodes, vnode, wanted, scope, pacer, measure, threshold)
     if kind == ERASABLE:
-        return await erasable(vnodes, vnode, wanted, scope)
+        return await erasable(vnodes, vnode, wanted, scope, pacer)
     if kind == REAPABLE:
-        return await reapable(vnodes, vnode, wanted, scope, int(args[1]))
+        return await reapable(vnodes, vnode, wanted, scope, pacer, int(args[1]))
     raise ValueError(f"unknown operator fold {kind!r}")

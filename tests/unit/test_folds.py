@@ -20,6 +20,10 @@ def everything(btype: bytes, bucket: bytes, key: bytes) -> bool:
     return True
 
 
+def pacer() -> Pacer:
+    return Pacer(lambda: 0)
+
+
 def store() -> Vnodes:
     """One vnode holding: sets/b/{a1,a2} (a2 with 2 siblings), sets/c/a3 (big), default/b/x
     and a tombstone sets/b/gone."""
@@ -73,54 +77,68 @@ def test_scope_wire_roundtrip_and_bounds():
 async def test_object_stats_over_a_type_a_bucket_and_everything():
     vnodes = store()
     whole = ObjectStats.from_wire(
-        await folds.run(vnodes, P, everything, "object-stats", [[None, None, b""]])
+        await folds.run(vnodes, P, everything, "object-stats", [[None, None, b""]], pacer())
     )
     assert (whole.count, whole.tombstones) == (5, 1)
     assert whole.siblings == {1: 4, 2: 1}
     assert whole.largest_bytes > 5000
-    typed = ObjectStats.from_wire(await folds.object_stats(vnodes, P, everything, Scope(b"sets")))
+    typed = ObjectStats.from_wire(
+        await folds.object_stats(vnodes, P, everything, Scope(b"sets"), pacer())
+    )
     assert typed.count == 4
     bucket = ObjectStats.from_wire(
-        await folds.object_stats(vnodes, P, everything, Scope(b"sets", b"b"))
+        await folds.object_stats(vnodes, P, everything, Scope(b"sets", b"b"), pacer())
     )
     assert (bucket.count, bucket.tombstones) == (3, 1)
 
 
 async def test_wanted_filters_keys_out():
     vnodes = store()
-    only_a1 = await folds.find_keys(vnodes, P, lambda t, b, k: k == b"a1", Scope(), folds.SIZE, 0)
+    only_a1 = await folds.find_keys(
+        vnodes, P, lambda t, b, k: k == b"a1", Scope(), pacer(), folds.SIZE, 0
+    )
     assert [row[:3] for row in only_a1] == [[b"sets", b"b", b"a1"]]
 
 
 async def test_find_keys_by_siblings_and_by_size():
     vnodes = store()
-    many = await folds.run(vnodes, P, everything, "find-keys", [[None, None, b""], "siblings", 1])
+    many = await folds.run(
+        vnodes, P, everything, "find-keys", [[None, None, b""], "siblings", 1], pacer()
+    )
     assert [(r[2], r[3]) for r in many] == [(b"a2", 2)]
-    big = await folds.run(vnodes, P, everything, "find-keys", [[b"sets", None, b""], "size", 4096])
+    big = await folds.run(
+        vnodes, P, everything, "find-keys", [[b"sets", None, b""], "size", 4096], pacer()
+    )
     assert [r[2] for r in big] == [b"a3"]
 
 
 async def test_erasable_keys_skip_tombstones_and_keep_to_the_prefix():
     vnodes = store()
-    found = await folds.run(vnodes, P, everything, "erasable", [[b"sets", b"b", b""]])
+    found = await folds.run(vnodes, P, everything, "erasable", [[b"sets", b"b", b""]], pacer())
     assert sorted(r[2] for r in found) == [b"a1", b"a2"]
-    assert await folds.erasable(vnodes, P, everything, Scope(b"sets", b"b", b"a2")) == [
+    assert await folds.erasable(vnodes, P, everything, Scope(b"sets", b"b", b"a2"), pacer()) == [
         [b"sets", b"b", b"a2"]
     ]
 
 
 async def test_reapable_finds_the_tombstones_last_changed_before_a_time():
     vnodes = store()
-    found = await folds.run(vnodes, P, everything, "reapable", [[b"sets", None, b""], 10])
+    found = await folds.run(vnodes, P, everything, "reapable", [[b"sets", None, b""], 10], pacer())
     assert found == [[b"sets", b"b", b"gone", 9]]  # tombstone(9): last modified at 9 us
-    assert await folds.run(vnodes, P, everything, "reapable", [[None, None, b""], 9]) == []
-    assert await folds.reapable(vnodes, P, everything, Scope(b"default"), 10) == []
+    assert await folds.run(vnodes, P, everything, "reapable", [[None, None, b""], 9], pacer()) == []
+    assert await folds.reapable(vnodes, P, everything, Scope(b"default"), pacer(), 10) == []
 
 
-async def test_pacer_rests_nine_times_as_long_as_it_works():
+async def rests(backlog: int, monkeypatch) -> tuple[float, float]:
+    """(seconds worked, seconds the pacer asked to rest) over 30 keys of 1 ms each."""
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+
     loop = asyncio.get_running_loop()
-    pacer = Pacer(share=0.1, slice_keys=10)
-    started = loop.time()
+    pacer = Pacer(lambda: backlog, busy_share=0.1, idle_share=0.5, slice_keys=10)
+    monkeypatch.setattr(folds.asyncio, "sleep", sleep)
     busy = 0.0
     for _ in range(30):
         t = loop.time()
@@ -128,4 +146,17 @@ async def test_pacer_rests_nine_times_as_long_as_it_works():
             pass
         busy += loop.time() - t
         await pacer.step()
-    assert loop.time() - started >= busy / 0.1 * 0.9
+    monkeypatch.undo()
+    assert len(asked) == 3  # once a slice
+    return busy, sum(asked)
+
+
+async def test_the_pacer_rests_nine_times_as_long_as_it_works_while_clients_wait(monkeypatch):
+    busy, rested = await rests(5, monkeypatch)
+    assert rested >= busy * 9 * 0.9
+
+
+async def test_the_pacer_rests_as_long_as_it_works_while_no_client_waits(monkeypatch):
+    # The backlog's one request is the operator's own fold, waiting on the node it asked.
+    busy, rested = await rests(1, monkeypatch)
+    assert busy * 0.9 <= rested < busy * 3
