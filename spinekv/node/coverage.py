@@ -153,8 +153,9 @@ class Coverage:
         self.membership = membership
         self.vnodes = vnodes
         self.transport = transport
-        # Client requests waiting for an answer here: operator folds yield to them.
-        self._backlog = backlog
+        # Every operator fold on this node shares one pacer, which yields to the clients
+        # waiting for an answer here (`backlog`).
+        self._pacer = folds.Pacer(backlog)
 
     async def run(
         self, kind: str, args: list, n_val: int, timeout: float, *, every_vnode: bool = False
@@ -230,8 +231,7 @@ class Coverage:
         if kind == "buckets":
             return await fold_buckets(self.vnodes, vnode, args[0])
         if kind in folds.KINDS:
-            pacer = folds.Pacer(self._backlog)
-            return await folds.run(self.vnodes, vnode, _wanted(ring, kps), kind, args, pacer)
+            return await folds.run(self.vnodes, vnode, _wanted(ring, kps), kind, args, self._pacer)
         raise ValueError(f"unknown coverage fold {kind!r}")
 
     def serve(self, _source: str, message: Cover) -> Any:

@@ -111,8 +111,14 @@ class Scope:
 
 
 class Pacer:
-    """Rests between slices of a fold so that it takes at most a share of the event loop:
-    a small one while client requests wait for an answer (`backlog`), more while none do."""
+    """One per node, shared by every operator fold it runs: rests between slices so that,
+    all together, folds take at most a share of the event loop, a small one while client
+    requests wait for an answer (`backlog`) and more while none do.
+
+    A coverage fold runs on each of a node's vnodes at once, so a pacer per fold let a
+    node's folds take the share once per vnode; here every slice's work, whichever fold
+    did it, pushes back the time at which any fold may go on.
+    """
 
     def __init__(
         self,
@@ -125,19 +131,39 @@ class Pacer:
         self._backlog = backlog
         self._busy_rest = (1 - busy_share) / busy_share
         self._idle_rest = (1 - idle_share) / idle_share
-        self._slice = slice_keys
+        self.slice_keys = slice_keys
+        self._resume = 0.0  # loop time before which no fold goes on
+
+    def rest(self, busy: float) -> float:
+        """The rest that `busy` seconds of fold work earn."""
+        # The operator's own request waits on the node it asked: one is not foreground.
+        return busy * (self._busy_rest if self._backlog() > 1 else self._idle_rest)
+
+    def fold(self) -> FoldPace:
+        """The pacing of one fold."""
+        return FoldPace(self)
+
+    async def _after(self, busy: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._resume = max(self._resume, loop.time()) + self.rest(busy)
+        await asyncio.sleep(self._resume - loop.time())
+
+
+class FoldPace:
+    """One fold's slices: after each, the node's pacer decides how long it rests."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        self._pacer = pacer
         self._loop = asyncio.get_running_loop()
         self._seen = 0
         self._started = self._loop.time()
 
     async def step(self) -> None:
         self._seen += 1
-        if self._seen % self._slice:
+        if self._seen % self._pacer.slice_keys:
             return
-        busy = self._loop.time() - self._started
-        # The operator's own request waits on the node it asked: one is not foreground.
-        rest = self._busy_rest if self._backlog() > 1 else self._idle_rest
-        await asyncio.sleep(busy * rest)
+        # The keys of a slice are worked through without a yield, so this is its own work.
+        await self._pacer._after(self._loop.time() - self._started)
         self._started = self._loop.time()
 
 
@@ -145,9 +171,10 @@ async def _objects(
     vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, pacer: Pacer
 ) -> AsyncIterator[tuple[bytes, bytes, bytes, bytes]]:
     """(type, bucket, key, encoded object) of every object in `scope` that `wanted` keeps."""
+    pace = pacer.fold()
     low, high = scope.bounds()
     for okey, value in vnodes.fold(vnode, low, high):
-        await pacer.step()
+        await pace.step()
         btype, bucket, key = keys.split_object_key(okey)
         if key.startswith(scope.prefix) and wanted(btype, bucket, key):
             yield btype, bucket, key, value

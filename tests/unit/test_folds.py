@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from spinekv import object as riak_object
 from spinekv.node import folds
 from spinekv.node.folds import ObjectStats, Pacer, Scope
@@ -129,34 +131,30 @@ async def test_reapable_finds_the_tombstones_last_changed_before_a_time():
     assert await folds.reapable(vnodes, P, everything, Scope(b"default"), pacer(), 10) == []
 
 
-async def rests(backlog: int, monkeypatch) -> tuple[float, float]:
-    """(seconds worked, seconds the pacer asked to rest) over 30 keys of 1 ms each."""
-    asked: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        asked.append(seconds)
-
-    loop = asyncio.get_running_loop()
-    pacer = Pacer(lambda: backlog, busy_share=0.1, idle_share=0.5, slice_keys=10)
-    monkeypatch.setattr(folds.asyncio, "sleep", sleep)
-    busy = 0.0
-    for _ in range(30):
-        t = loop.time()
-        while loop.time() - t < 0.001:  # a key's worth of work
-            pass
-        busy += loop.time() - t
-        await pacer.step()
-    monkeypatch.undo()
-    assert len(asked) == 3  # once a slice
-    return busy, sum(asked)
-
-
-async def test_the_pacer_rests_nine_times_as_long_as_it_works_while_clients_wait(monkeypatch):
-    busy, rested = await rests(5, monkeypatch)
-    assert rested >= busy * 9 * 0.9
-
-
-async def test_the_pacer_rests_as_long_as_it_works_while_no_client_waits(monkeypatch):
+def test_the_pacer_rests_nine_times_as_long_as_a_fold_works_while_clients_wait():
+    backlog = [5]
+    pacer = Pacer(lambda: backlog[0], busy_share=0.1, idle_share=0.5)
+    assert pacer.rest(0.01) == pytest.approx(0.09)
     # The backlog's one request is the operator's own fold, waiting on the node it asked.
-    busy, rested = await rests(1, monkeypatch)
-    assert busy * 0.9 <= rested < busy * 3
+    backlog[0] = 1
+    assert pacer.rest(0.01) == pytest.approx(0.01)
+
+
+async def test_concurrent_folds_share_one_pacer_s_share_of_the_loop():
+    loop = asyncio.get_running_loop()
+    pacer = Pacer(lambda: 5, busy_share=0.1, slice_keys=10)
+    busy = [0.0]
+
+    async def fold() -> None:
+        pace = pacer.fold()
+        for _ in range(20):
+            t = loop.time()
+            while loop.time() - t < 0.001:  # a key's worth of work
+                pass
+            busy[0] += loop.time() - t
+            await pace.step()
+
+    started = loop.time()
+    await asyncio.gather(fold(), fold(), fold())
+    # A pacer per fold would let the three rest at once, taking about a third of this.
+    assert loop.time() - started >= busy[0] / 0.1 * 0.9
