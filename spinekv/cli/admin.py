@@ -3,12 +3,15 @@ bucket types."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -29,12 +32,17 @@ class NodeError(click.ClickException):
     """A node refused or could not answer; the message says which and why."""
 
 
-def _call(config: ClusterConfig, node: str, method: str, path: str, timeout: float = 10.0) -> Any:
+@contextlib.contextmanager
+def _answer(
+    config: ClusterConfig, node: str, method: str, path: str, timeout: float
+) -> Iterator[http.client.HTTPResponse]:
+    """The open answer of a request with no body; NodeError if the node refused or was
+    silent, whether at once or while the answer was being read."""
     url = config.http_url(node) + path
     req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     try:
         with nodehttp.urlopen(config, req, timeout) as resp:
-            return json.load(resp)
+            yield resp
     except urllib.error.HTTPError as err:
         try:
             reason = json.load(err).get("error", "")
@@ -43,6 +51,11 @@ def _call(config: ClusterConfig, node: str, method: str, path: str, timeout: flo
         raise NodeError(f"{node} refused: {reason or err}") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise NodeError(f"{node} ({url}) did not answer: {exc}") from None
+
+
+def _call(config: ClusterConfig, node: str, method: str, path: str, timeout: float = 10.0) -> Any:
+    with _answer(config, node, method, path, timeout) as resp:
+        return json.load(resp)
 
 
 def _send(config: ClusterConfig, node: str, method: str, path: str, body: Any) -> tuple[int, Any]:

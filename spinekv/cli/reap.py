@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,8 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import ClusterConfig
-from . import nodehttp
-from .admin import NodeError, _contact, _ctx, admin
+from .admin import _answer, _contact, _ctx, admin
 from .common import console
 from .folds import FOLD_WAIT, _where
 
@@ -24,21 +21,10 @@ LINE_WAIT = FOLD_WAIT
 
 def _lines(config: ClusterConfig, node: str, path: str) -> Iterator[dict[str, Any]]:
     """The NDJSON lines of a POST to `node`, each as it arrives."""
-    url = config.http_url(node) + path
-    req = urllib.request.Request(url, method="POST", data=b"")
-    try:
-        with nodehttp.urlopen(config, req, LINE_WAIT) as resp:
-            for line in resp:
-                if line.strip():
-                    yield json.loads(line)
-    except urllib.error.HTTPError as err:
-        try:
-            reason = json.load(err).get("error", "")
-        except ValueError:
-            reason = ""
-        raise NodeError(f"{node} refused: {reason or err}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise NodeError(f"{node} ({url}) did not answer: {exc}") from None
+    with _answer(config, node, "POST", path, LINE_WAIT) as resp:
+        for line in resp:
+            if line.strip():
+                yield json.loads(line)
 
 
 def _path(**params: str | int | None) -> str:
