@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import random
 import socket
 import time
@@ -136,6 +137,18 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def _worker_ports(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's own slice of [low, high): a port is free when chosen but
+    taken only when a node binds it, and another worker could choose it in between."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or workers < 2:
+        return low, high
+    index = int(worker[2:]) % workers
+    width = (high - low) // workers
+    return low + index * width, low + (index + 1) * width
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct ports that are free now, held open together while they are chosen.
 
@@ -143,13 +156,13 @@ def free_ports(count: int) -> list[int]:
     can be taken, before a node listens on it, as the source port of another node's
     outgoing connection, and the node then fails with EADDRINUSE.
     """
-    low = max(_ephemeral_low(), 2048)
+    start, stop = _worker_ports(1024, max(_ephemeral_low(), 2048))
     socks: list[socket.socket] = []
     try:
         while len(socks) < count:
             s = socket.socket()
             try:
-                s.bind(("127.0.0.1", random.randrange(1024, low)))
+                s.bind(("127.0.0.1", random.randrange(start, stop)))
             except OSError:
                 s.close()
                 continue
