@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 Entry = tuple[str, int, tuple[Any, ...]]
 VersionVector = dict[str, int]
+# How a local copy stands to an incoming one (see compare).
+Order = Literal["equal", "local_ahead", "remote_ahead", "concurrent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,32 @@ def less(a: DVVSet, b: DVVSet) -> bool:
     """True when `a`'s history is strictly contained in `b`'s."""
     ja, jb = join(a), join(b)
     return ja != jb and descends(jb, ja)
+
+
+def _skeleton(clock: DVVSet) -> tuple[tuple[str, int, int], ...]:
+    # Each actor's counter and how many of its dots are live: the clock without its values.
+    return tuple((a, n, len(vs)) for a, n, vs in clock.entries)
+
+
+def compare(local: DVVSet | None, remote: DVVSet | None) -> Order:
+    """How `local` stands to `remote` by causal clock; None is an object never seen.
+
+    A clock is ahead when merging the other into it changes nothing: it has seen every
+    event the other has and superseded at least what the other superseded. So a copy
+    whose siblings were collapsed (allow_mult=false) is ahead of the uncollapsed one,
+    as merging them keeps the collapse. "equal" means the same clock (tictac.version
+    digests alike), whatever the values.
+    """
+    a, b = local or EMPTY, remote or EMPTY
+    mine, theirs = _skeleton(a), _skeleton(b)
+    if mine == theirs:
+        return "equal"
+    joined = _skeleton(sync(a, b))
+    if joined == mine:
+        return "local_ahead"
+    if joined == theirs:
+        return "remote_ahead"
+    return "concurrent"
 
 
 def lww(clock: DVVSet, key: Callable[[Any], Any]) -> DVVSet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spinekv import dvv
+from spinekv import dvv, tictac
 
 ACTORS = ["a", "b", "c"]
 
@@ -109,3 +109,73 @@ def test_context_unknown_to_the_coordinator_still_discards_what_the_client_saw()
     elsewhere = dvv.update(stored, dvv.join(stored), "v2", "b")
     written = dvv.update(stored, dvv.join(elsewhere), "v3", "a")
     assert dvv.values(dvv.sync(written, elsewhere)) == ["v3"]
+
+
+# ---------------------------------------------------------------- compare
+
+MIRROR = {
+    "equal": "equal",
+    "local_ahead": "remote_ahead",
+    "remote_ahead": "local_ahead",
+    "concurrent": "concurrent",
+}
+
+
+def newest(value):
+    return value
+
+
+@st.composite
+def clock_pairs(draw):
+    """Two clocks from one history, each possibly collapsed as allow_mult=false stores it."""
+    _, _, _, produced = run_history(draw(ops))
+    pair = []
+    for _ in range(2):
+        clock = draw(st.sampled_from(produced))
+        pair.append(dvv.lww(clock, newest) if draw(st.booleans()) else clock)
+    return pair
+
+
+@given(clock_pairs())
+def test_compare_is_antisymmetric(pair):
+    a, b = pair
+    assert dvv.compare(b, a) == MIRROR[dvv.compare(a, b)]
+
+
+@given(clock_pairs())
+def test_compare_is_equal_exactly_when_the_clocks_are_the_same(pair):
+    a, b = pair
+    assert (dvv.compare(a, b) == "equal") == (tictac.version(a) == tictac.version(b))
+
+
+@given(clock_pairs(), st.booleans())
+def test_a_merge_descends_both_sides(pair, allow_mult):
+    a, b = pair
+    merged = dvv.sync(a, b) if allow_mult else dvv.lww(dvv.sync(a, b), newest)
+    assert dvv.compare(merged, a) in ("equal", "local_ahead")
+    assert dvv.compare(merged, b) in ("equal", "local_ahead")
+
+
+@given(clock_pairs())
+def test_compare_says_what_merging_would_change(pair):
+    local, remote = pair
+    order = dvv.compare(local, remote)
+    merged = tictac.version(dvv.sync(local, remote))
+    changes_local = merged != tictac.version(local)
+    changes_remote = merged != tictac.version(remote)
+    assert changes_local == (order in ("remote_ahead", "concurrent"))
+    assert changes_remote == (order in ("local_ahead", "concurrent"))
+
+
+@given(ops)
+def test_compare_follows_the_causal_history(operations):
+    clocks, seen, _, _ = run_history(operations)
+    for i in range(3):
+        for j in range(3):
+            order = dvv.compare(clocks[i], clocks[j])
+            if order == "local_ahead":
+                assert seen[i] > seen[j]
+            elif order == "remote_ahead":
+                assert seen[i] < seen[j]
+            elif order == "concurrent":
+                assert not seen[i] <= seen[j] and not seen[j] <= seen[i]
