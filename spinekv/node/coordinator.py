@@ -210,16 +210,9 @@ class Coordinator:
     ) -> PutResult:
         """Apply the write on a coordinating vnode, replicate it, answer after w acks."""
         prefs = self._preflist(bkey, props)
-        core = PutCore(
-            [(e.node, e.primary) for e in prefs],
-            w=opts.w,
-            dw=opts.dw,
-            pw=opts.pw,
-            node_confirms=opts.node_confirms,
-        )
-        early = core.failure()
-        if early is not None:
-            return Failed(self._with_reachable(Failed(early), props, prefs).reason)
+        core = self._put_core(prefs, props, opts)
+        if isinstance(core, Failed):
+            return core
         route = route_put(prefs, self.me, forwarded=forwarded)
         if isinstance(route, Failed):
             return route
@@ -236,7 +229,6 @@ class Coordinator:
                 return route
             return await self.put(bkey, props, context, content, opts, forwarded=True)
 
-        sync = opts.dw > 0
         okey = bkey.okey
         try:
             obj = self.vnodes.coordinate(
@@ -250,6 +242,21 @@ class Coordinator:
         except Exception as exc:
             log.exception("coordinating write failed")
             return Failed(f"coordinator {self.me} could not write: {exc}")
+        return await self._send_to_replicas(prefs, core, okey, obj, props, opts, route.partition)
+
+    async def _send_to_replicas(
+        self,
+        prefs: list[PrefEntry],
+        core: PutCore,
+        okey: bytes,
+        obj: DVVSet,
+        props: BucketProps,
+        opts: PutOptions,
+        written: int | None,
+    ) -> PutResult:
+        """Merge `obj` into every replica but the local vnode `written` (which holds it
+        already), and answer PutOk(obj) once `core` is satisfied, or why it cannot be."""
+        sync = opts.dw > 0
         answer: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
 
         def settle() -> None:
@@ -272,9 +279,14 @@ class Coordinator:
         encoded = riak_object.encode(obj)
         for entry in prefs:
             if entry.node == self.me:
-                # The coordinating vnode, or another vnode here (a second fallback).
-                if entry.partition != route.partition:
-                    self.vnodes.merge(entry.partition, okey, obj, allow_mult=props.allow_mult)
+                # The coordinating vnode, or another vnode here (a fallback, a replicated write).
+                if entry.partition != written:
+                    try:
+                        self.vnodes.merge(entry.partition, okey, obj, allow_mult=props.allow_mult)
+                    except Exception as exc:  # a failing disk fails this replica, not the node
+                        log.exception("local merge failed")
+                        on_reply(entry, exc, False)
+                        continue
                 if sync:
                     self._spawn(self._local_durable(entry, on_reply))
                 else:
@@ -284,6 +296,22 @@ class Coordinator:
             fut = self.transport.request_nowait(entry.node, message, opts.timeout)
             fut.add_done_callback(partial(_replica_ack, entry, on_reply))
         return await answer
+
+    def _put_core(
+        self, prefs: list[PrefEntry], props: BucketProps, opts: PutOptions
+    ) -> PutCore | Failed:
+        """The acknowledgement count for a write to `prefs`, or why it cannot succeed."""
+        core = PutCore(
+            [(e.node, e.primary) for e in prefs],
+            w=opts.w,
+            dw=opts.dw,
+            pw=opts.pw,
+            node_confirms=opts.node_confirms,
+        )
+        early = core.failure()
+        if early is not None:
+            return Failed(self._with_reachable(Failed(early), props, prefs).reason)
+        return core
 
     async def _local_durable(self, entry: PrefEntry, on_reply: Any) -> None:
         try:
@@ -338,6 +366,33 @@ class Coordinator:
         if isinstance(result, PutOk):
             self._reap_later(bkey, props, put_opts.timeout)
         return result
+
+    # ------------------------------------------------------------ replicated writes
+
+    async def apply_replicated(
+        self, bkey: BKey, props: BucketProps, obj: DVVSet, opts: PutOptions
+    ) -> PutResult:
+        """Write an object another cluster sent into every replica as it is.
+
+        Each replica merges it by causal clock with what it holds (siblings kept where
+        the bucket allows them), so no vnode coordinates it: it is no new event, gets no
+        new dot, and is not a client write, so nothing here queues it for replication.
+        Merging commutes, so any node can apply it without forwarding. `opts` are the
+        quorums to wait for (a sink passes the bucket's, as for a client write there);
+        the answer is the object as this node's replica now holds it, else as sent.
+        """
+        prefs = self._preflist(bkey, props)
+        core = self._put_core(prefs, props, opts)
+        if isinstance(core, Failed):
+            return core
+        result = await self._send_to_replicas(prefs, core, bkey.okey, obj, props, opts, None)
+        if isinstance(result, Failed):
+            return result
+        here = next((e.partition for e in prefs if e.node == self.me), None)
+        held = None if here is None else self.vnodes.get(here, bkey.okey)
+        if held is None:
+            held = riak_object.merge(None, obj, allow_mult=props.allow_mult)
+        return PutOk(held)
 
     # ------------------------------------------------------------ reap
 
