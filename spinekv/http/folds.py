@@ -47,15 +47,13 @@ def _count(query: Mapping[str, str], name: str, default: int | None = None) -> i
     return int(raw)
 
 
-def _segments(query: Mapping[str, str]) -> list[int]:
-    """segments=1,2,3: positions in the full-sync tree, at most DEFAULT_MAX_KEYS of them."""
-    raw = query.get("segments", "")
+def _positions(query: Mapping[str, str], name: str, top: int) -> list[int]:
+    """name=1,2,3: positions from 0 to top - 1 (branches or segments of the full-sync tree).
+    A URL of 8 KiB bounds how many fit."""
+    raw = query.get(name, "")
     parts = raw.split(",") if raw else []
-    if len(parts) > DEFAULT_MAX_KEYS:
-        raise HttpError(400, f"at most {DEFAULT_MAX_KEYS} segments at a time")
-    top = folds.FULLSYNC_SHAPE.segments
     if not all(p.isascii() and p.isdigit() and len(p) <= 6 and int(p) < top for p in parts):
-        raise HttpError(400, f"segments={shown(raw)}: expected integers from 0 to {top - 1}")
+        raise HttpError(400, f"{name}={shown(raw)}: expected integers from 0 to {top - 1}")
     return [int(p) for p in parts]
 
 
@@ -123,17 +121,19 @@ class FoldHandlers:
 
     @refusing(json_answer)
     async def fullsync_tree(self, request: web.Request) -> web.Response:
-        """The scope's full-sync tree: root and branch hashes, the hashes of the segments
-        asked for, and with tree=true all its segments (base64 of Tree.to_bytes)."""
+        """The scope's full-sync tree: root and branch hashes, the segment hashes of the
+        branches asked for, and with tree=true all its segments (base64 of Tree.to_bytes)."""
         query = request.query
         scope, n_val = self._fullsync_scope(query)
-        segments = _segments(query)
+        shape = folds.FULLSYNC_SHAPE
+        branches = _positions(query, "branches", shape.branches)
         coverage = self.coordinator.coverage
         tree = await self._folding(
             query, lambda limit: fullsync_folds.cluster_tree(coverage, scope, n_val, limit)
         )
         answer: dict = {"root": tree.root, "branches": list(tree.branches)}
-        if segments:
+        if branches:
+            segments = [s for b in branches for s in shape.segments_of(b)]
             answer["segments"] = tree.segment_hashes(segments)
         if query.get("tree") == "true":
             answer["tree"] = base64.b64encode(tree.to_bytes()).decode()
@@ -144,7 +144,7 @@ class FoldHandlers:
         """(type, bucket, key, version) of the scope's objects in the given segments."""
         query = request.query
         scope, n_val = self._fullsync_scope(query)
-        segments = _segments(query)
+        segments = _positions(query, "segments", folds.FULLSYNC_SHAPE.segments)
         if not segments:
             raise HttpError(400, "segments is required")
         most = _count(query, "limit", DEFAULT_MAX_KEYS)
@@ -403,22 +403,22 @@ _REAP = api.Operation(
         api.query("dry_run", api.BOOL, "Only count the tombstones that would be reaped."),
     ),
 )
-_SEGMENTS = api.query(
-    "segments",
-    {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"},
-    "Comma-separated segment positions of the full-sync tree (0 to 65535).",
-)
+_POSITIONS = {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"}
 _FULLSYNC_TREE = api.Operation(
     permission="admin",
     summary=(
         "The full-sync Tictac tree of a bucket type or bucket, keyed by key hash alone "
-        "(comparable across ring sizes): root, branch hashes, asked segments' hashes"
+        "(comparable across ring sizes): root, branch hashes, asked branches' segments"
     ),
     tag="admin",
     responses=_ANSWERS,
     params=(
         *_SCOPE,
-        _SEGMENTS,
+        api.query(
+            "branches",
+            _POSITIONS,
+            "Comma-separated branches (0 to 255): answer their segments' hashes, in order.",
+        ),
         api.query("tree", api.BOOL, "Also every segment hash (base64, big-endian 32-bit)."),
     ),
 )
@@ -429,7 +429,11 @@ _FULLSYNC_KEYS = api.Operation(
     responses=_ANSWERS,
     params=(
         *_SCOPE,
-        _SEGMENTS,
+        api.query(
+            "segments",
+            _POSITIONS,
+            "Comma-separated segments of the full-sync tree (0 to 65535), as many as fit a URL.",
+        ),
         api.query(
             "limit",
             {"type": "integer", "minimum": 1, "maximum": DEFAULT_MAX_KEYS},
