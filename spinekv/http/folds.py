@@ -1,17 +1,21 @@
 """Operator folds under /admin/fold (Riak 3's aae_fold): object stats, find keys, erase;
-and /admin/reap, which reaps the tombstones a fold finds."""
+/admin/reap, which reaps the tombstones a fold finds; and /admin/fullsync, a scope's
+full-sync tree and the keys of some of its segments."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from aiohttp import web
 
 from .. import object as riak_object
 from ..config import ClusterConfig
-from ..node import folds
+from ..fullsync import DEFAULT_MAX_KEYS
+from ..node import folds, fullsync_folds
 from ..node.coordinator import BKey, Coordinator
 from ..node.coverage import CoverageFailed
 from ..node.folds import ObjectStats, Scope
@@ -31,6 +35,7 @@ ERASED, GONE, FAILED = "erased", "already_gone", "failed"
 # driver paces every node.
 REAP_RATE = 2000
 PROGRESS_EVERY = 0.5  # seconds between progress lines of a reap
+_T = TypeVar("_T")
 
 
 def _count(query: Mapping[str, str], name: str, default: int | None = None) -> int | None:
@@ -40,6 +45,16 @@ def _count(query: Mapping[str, str], name: str, default: int | None = None) -> i
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
         raise HttpError(400, f"{name}={shown(raw)}: expected a non-negative integer")
     return int(raw)
+
+
+def _positions(query: Mapping[str, str], name: str, top: int) -> list[int]:
+    """name=1,2,3: positions from 0 to top - 1 (branches or segments of the full-sync tree).
+    A URL of 8 KiB bounds how many fit."""
+    raw = query.get(name, "")
+    parts = raw.split(",") if raw else []
+    if not all(p.isascii() and p.isdigit() and len(p) <= 6 and int(p) < top for p in parts):
+        raise HttpError(400, f"{name}={shown(raw)}: expected integers from 0 to {top - 1}")
+    return [int(p) for p in parts]
 
 
 class FoldHandlers:
@@ -79,18 +94,83 @@ class FoldHandlers:
         # answered by its first primary, which holds it whatever the n_val (so all must be up).
         return scope, props.n_val if props is not None and bucket is not None else 1
 
-    async def _collect(self, query: Mapping[str, str], kind: str, args: list, n_val: int) -> list:
+    async def _folding(
+        self, query: Mapping[str, str], work: Callable[[float], Awaitable[_T]]
+    ) -> _T:
+        """`work(timeout)`, a coverage fold, under the request's timeout; 503 if it fails."""
         limit = timeout(query, FOLD_TIMEOUT_MS)
-        parts = []
         try:
             async with asyncio.timeout(limit):
-                async for part in self.coordinator.coverage.run(kind, args, n_val, limit):
-                    parts.append(part)
+                return await work(limit)
         except CoverageFailed as exc:
             raise HttpError(503, str(exc)) from None
         except TimeoutError:
             raise HttpError(503, f"fold timed out after {limit:g}s") from None
-        return parts
+
+    async def _collect(self, query: Mapping[str, str], kind: str, args: list, n_val: int) -> list:
+        async def work(limit: float) -> list:
+            coverage = self.coordinator.coverage
+            return [part async for part in coverage.run(kind, args, n_val, limit)]
+
+        return await self._folding(query, work)
+
+    def _fullsync_scope(self, query: Mapping[str, str]) -> tuple[Scope, int]:
+        if "type" not in query and "bucket" not in query:
+            raise HttpError(400, "full-sync compares a bucket type or a bucket: give type=")
+        return self._scope(query)
+
+    @refusing(json_answer)
+    async def fullsync_tree(self, request: web.Request) -> web.Response:
+        """The scope's full-sync tree: root and branch hashes, the segment hashes of the
+        branches asked for, and with tree=true all its segments (base64 of Tree.to_bytes)."""
+        query = request.query
+        scope, n_val = self._fullsync_scope(query)
+        shape = folds.FULLSYNC_SHAPE
+        branches = _positions(query, "branches", shape.branches)
+        coverage = self.coordinator.coverage
+        tree = await self._folding(
+            query, lambda limit: fullsync_folds.cluster_tree(coverage, scope, n_val, limit)
+        )
+        answer: dict = {"root": tree.root, "branches": list(tree.branches)}
+        if branches:
+            segments = [s for b in branches for s in shape.segments_of(b)]
+            answer["segments"] = tree.segment_hashes(segments)
+        if query.get("tree") == "true":
+            answer["tree"] = base64.b64encode(tree.to_bytes()).decode()
+        return web.json_response(answer)
+
+    @refusing(json_answer)
+    async def fullsync_keys(self, request: web.Request) -> web.Response:
+        """(type, bucket, key, version) of the scope's objects in the given segments."""
+        query = request.query
+        scope, n_val = self._fullsync_scope(query)
+        segments = _positions(query, "segments", folds.FULLSYNC_SHAPE.segments)
+        if not segments:
+            raise HttpError(400, "segments is required")
+        most = _count(query, "limit", DEFAULT_MAX_KEYS)
+        if not most or most > DEFAULT_MAX_KEYS:
+            raise HttpError(400, f"limit must be from 1 to {DEFAULT_MAX_KEYS}")
+        coverage = self.coordinator.coverage
+        found = await self._folding(
+            query,
+            lambda limit: fullsync_folds.segment_keys(
+                coverage, scope, segments, most, n_val, limit
+            ),
+        )
+        return web.json_response(
+            {
+                "complete": found.complete,
+                "keys": [
+                    {
+                        "type": t.decode(errors="replace"),
+                        "bucket": b.decode(errors="replace"),
+                        "key": k.decode(errors="replace"),
+                        "version": v.hex(),
+                    }
+                    for (t, b, k), v in found.versions.items()
+                ],
+            }
+        )
 
     @refusing(json_answer)
     async def object_stats(self, request: web.Request) -> web.Response:
@@ -245,6 +325,8 @@ class FoldHandlers:
             api.get("/admin/fold/find-keys", self.find_keys, _FIND_KEYS),
             api.post("/admin/fold/erase", self.erase, _ERASE),
             api.post("/admin/reap", self.reap, _REAP),
+            api.get("/admin/fullsync/tree", self.fullsync_tree, _FULLSYNC_TREE),
+            api.get("/admin/fullsync/keys", self.fullsync_keys, _FULLSYNC_KEYS),
         ]
 
 
@@ -319,5 +401,43 @@ _REAP = api.Operation(
             "rate", {"type": "integer", "minimum": 1}, "Keys reaped per second (default 2000)."
         ),
         api.query("dry_run", api.BOOL, "Only count the tombstones that would be reaped."),
+    ),
+)
+_POSITIONS = {"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"}
+_FULLSYNC_TREE = api.Operation(
+    permission="admin",
+    summary=(
+        "The full-sync Tictac tree of a bucket type or bucket, keyed by key hash alone "
+        "(comparable across ring sizes): root, branch hashes, asked branches' segments"
+    ),
+    tag="admin",
+    responses=_ANSWERS,
+    params=(
+        *_SCOPE,
+        api.query(
+            "branches",
+            _POSITIONS,
+            "Comma-separated branches (0 to 255): answer their segments' hashes, in order.",
+        ),
+        api.query("tree", api.BOOL, "Also every segment hash (base64, big-endian 32-bit)."),
+    ),
+)
+_FULLSYNC_KEYS = api.Operation(
+    permission="admin",
+    summary="Type, bucket, key and version (hex digest of the clock) of the objects in segments",
+    tag="admin",
+    responses=_ANSWERS,
+    params=(
+        *_SCOPE,
+        api.query(
+            "segments",
+            _POSITIONS,
+            "Comma-separated segments of the full-sync tree (0 to 65535), as many as fit a URL.",
+        ),
+        api.query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": DEFAULT_MAX_KEYS},
+            "At most this many keys, first in key order (complete is false if cut).",
+        ),
     ),
 )

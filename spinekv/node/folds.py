@@ -1,5 +1,6 @@
 """Operator folds over one vnode (Riak 3's aae_fold): object stats, keys over a threshold,
-keys to erase, tombstones to reap; paced so that foreground requests keep flowing.
+keys to erase, tombstones to reap, full-sync's Tictac tree and segment keys; paced so that
+foreground requests keep flowing.
 
 Each fold is one kind of coverage request (coverage.py plans which vnode answers for
 which key partitions and passes the filter in as `wanted`). The answers are plain lists
@@ -15,13 +16,16 @@ from typing import Any
 
 from .. import object as riak_object
 from ..storage import keys
+from ..tictac import Tree, TreeShape, key_hash, version
 from .vnode import VnodeContract
 
 OBJECT_STATS = "object-stats"
 FIND_KEYS = "find-keys"
 ERASABLE = "erasable"
 REAPABLE = "reapable"
-KINDS = frozenset({OBJECT_STATS, FIND_KEYS, ERASABLE, REAPABLE})
+TICTAC = "tictac"
+KEYS_IN_SEGMENTS = "keys-in-segments"
+KINDS = frozenset({OBJECT_STATS, FIND_KEYS, ERASABLE, REAPABLE, TICTAC, KEYS_IN_SEGMENTS})
 SIBLINGS, SIZE = "siblings", "size"
 
 # A fold works through SLICE keys, then rests long enough that it takes at most a share
@@ -33,6 +37,10 @@ SIBLINGS, SIZE = "siblings", "size"
 SLICE = 200
 BUSY_SHARE = 0.02
 IDLE_SHARE = 0.5
+
+# Full-sync compares two clusters' trees segment for segment, so both build them in one
+# shape: this one, whatever their ring sizes.
+FULLSYNC_SHAPE = TreeShape()
 
 Wanted = Callable[[bytes, bytes, bytes], bool]
 
@@ -238,6 +246,54 @@ async def reapable(
     return found
 
 
+async def _versions(
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, pacer: Pacer
+) -> AsyncIterator[tuple[bytes, bytes, bytes, int, bytes]]:
+    """(type, bucket, key, key hash, version) of every object in scope, tombstones included
+    (they replicate). An object that does not decode is left out, as an AAE rebuild leaves
+    it out: the other cluster's copy then repairs it."""
+    async for btype, bucket, key, value in _objects(vnodes, vnode, wanted, scope, pacer):
+        try:
+            digest = version(riak_object.decode(value))
+        except riak_object.CodecError:
+            continue
+        yield btype, bucket, key, key_hash(btype, bucket, key), digest
+
+
+async def tictac(
+    vnodes: VnodeContract, vnode: int, wanted: Wanted, scope: Scope, pacer: Pacer
+) -> list[bytes]:
+    """[the Tictac tree's segments] of the objects in scope, keyed by key hash alone, so the
+    trees of every covering vnode XOR into the cluster's."""
+    tree = Tree(FULLSYNC_SHAPE)
+    async for _, _, _, khash, digest in _versions(vnodes, vnode, wanted, scope, pacer):
+        tree.add(khash, digest)
+    return [tree.to_bytes()]
+
+
+async def keys_in_segments(
+    vnodes: VnodeContract,
+    vnode: int,
+    wanted: Wanted,
+    scope: Scope,
+    pacer: Pacer,
+    segments: frozenset[int],
+    limit: int,
+) -> list:
+    """[complete, [[type, bucket, key, version], ...]]: the objects in scope whose key hash
+    falls in `segments`, sorted by (type, bucket, key) and cut to the first `limit` (then
+    complete is False), so that a cut answer is a prefix in key order."""
+    found = [
+        [btype, bucket, key, digest]
+        async for btype, bucket, key, khash, digest in _versions(
+            vnodes, vnode, wanted, scope, pacer
+        )
+        if FULLSYNC_SHAPE.segment_of(khash) in segments
+    ]
+    found.sort()
+    return [len(found) <= limit, found[:limit]]
+
+
 async def run(
     vnodes: VnodeContract, vnode: int, wanted: Wanted, kind: str, args: list, pacer: Pacer
 ) -> list:
@@ -254,4 +310,11 @@ async def run(
         return await erasable(vnodes, vnode, wanted, scope, pacer)
     if kind == REAPABLE:
         return await reapable(vnodes, vnode, wanted, scope, pacer, int(args[1]))
+    if kind == TICTAC:
+        return await tictac(vnodes, vnode, wanted, scope, pacer)
+    if kind == KEYS_IN_SEGMENTS:
+        segments, limit = frozenset(int(s) for s in args[1]), int(args[2])
+        if limit < 1 or not all(0 <= s < FULLSYNC_SHAPE.segments for s in segments):
+            raise ValueError("keys-in-segments needs segments of the full-sync shape and a limit")
+        return await keys_in_segments(vnodes, vnode, wanted, scope, pacer, segments, limit)
     raise ValueError(f"unknown operator fold {kind!r}")

@@ -14,6 +14,7 @@ from spinekv.node.vnode import Vnodes
 from spinekv.object import Content
 from spinekv.storage.keys import object_key
 from spinekv.storage.memory import MemoryBackend
+from spinekv.tictac import Tree, key_hash, version
 
 P = 0
 
@@ -129,6 +130,61 @@ async def test_reapable_finds_the_tombstones_last_changed_before_a_time():
     assert found == [[b"sets", b"b", b"gone", 9]]  # tombstone(9): last modified at 9 us
     assert await folds.run(vnodes, P, everything, "reapable", [[None, None, b""], 9], pacer()) == []
     assert await folds.reapable(vnodes, P, everything, Scope(b"default"), pacer(), 10) == []
+
+
+def expected_tree(vnodes: Vnodes, names: list[tuple[bytes, bytes, bytes]]) -> Tree:
+    tree = Tree(folds.FULLSYNC_SHAPE)
+    for t, b, k in names:
+        obj = vnodes.get(P, object_key(t, b, k))
+        assert obj is not None
+        tree.add(key_hash(t, b, k), version(obj))
+    return tree
+
+
+async def test_tictac_tree_covers_the_scope_tombstones_included():
+    vnodes = store()
+    [raw] = await folds.run(vnodes, P, everything, "tictac", [[b"sets", b"b", b""]], pacer())
+    tree = Tree.from_bytes(raw, folds.FULLSYNC_SHAPE)
+    names = [(b"sets", b"b", k) for k in (b"a1", b"a2", b"gone")]
+    assert tree == expected_tree(vnodes, names)
+    [whole] = await folds.run(vnodes, P, everything, "tictac", [[b"sets", None, b""]], pacer())
+    assert Tree.from_bytes(whole) == expected_tree(vnodes, [*names, (b"sets", b"c", b"a3")])
+
+
+async def test_tictac_trees_of_disjoint_partitions_xor_into_the_whole():
+    vnodes = store()
+    scope = Scope(b"sets")
+    whole = Tree.from_bytes((await folds.tictac(vnodes, P, everything, scope, pacer()))[0])
+    [low] = await folds.tictac(vnodes, P, lambda t, b, k: k < b"a3", scope, pacer())
+    [high] = await folds.tictac(vnodes, P, lambda t, b, k: k >= b"a3", scope, pacer())
+    combined = Tree.from_bytes(low)
+    combined.combine(Tree.from_bytes(high))
+    assert combined == whole and whole.root != 0
+
+
+async def test_keys_in_segments_lists_versions_of_the_asked_segments_only():
+    vnodes = store()
+    shape = folds.FULLSYNC_SHAPE
+    a1 = shape.segment_of(key_hash(b"sets", b"b", b"a1"))
+    gone = shape.segment_of(key_hash(b"sets", b"b", b"gone"))
+    args = [[b"sets", None, b""], [a1, gone], 10]
+    complete, rows = await folds.run(vnodes, P, everything, "keys-in-segments", args, pacer())
+    assert complete
+    assert rows == sorted(
+        [b"sets", b"b", k, version(vnodes.get(P, object_key(b"sets", b"b", k)))]
+        for k in (b"a1", b"gone")
+    )
+    cut = await folds.run(
+        vnodes, P, everything, "keys-in-segments", [args[0], [a1, gone], 1], pacer()
+    )
+    assert cut == [False, rows[:1]]  # the first in key order
+
+
+async def test_keys_in_segments_refuses_segments_outside_the_tree():
+    with pytest.raises(ValueError, match="segments"):
+        await folds.run(
+            store(), P, everything, "keys-in-segments", [[None, None, b""], [1 << 16], 5], pacer()
+        )
 
 
 def test_the_pacer_rests_nine_times_as_long_as_a_fold_works_while_clients_wait():
