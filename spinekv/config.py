@@ -13,6 +13,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .props import PROP_NAMES, BucketProps, PropsError, props_problems, type_defaults
+from .replqueue import QUEUE_NAME, Filter, FilterError, parse_filter
 from .security.secrets import is_hashed
 
 ROLES = ("clinical", "admin", "service")
@@ -136,6 +137,35 @@ class RecordSettings:
     nhs_number_range: tuple[int, int] = (9_990_000_000, 9_999_999_999)
 
 
+@dataclass(frozen=True, slots=True)
+class ReplSource:
+    """[[replication.source]]: a queue this cluster keeps for a sink to pull."""
+
+    name: str
+    filter: Filter
+    max_entries: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReplSink:
+    """[[replication.sink]]: a source cluster's queue this cluster pulls and applies."""
+
+    name: str
+    peers: tuple[tuple[str, int], ...]
+    queue: str
+    workers: int = 8
+    # Seconds between scheduled full-syncs; 0: only on demand.
+    fullsync_every_s: float = 3600.0
+    # What full-sync compares: every type (the any filter), one type, or one bucket.
+    scope: Filter = field(default_factory=Filter)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationSettings:
+    sources: tuple[ReplSource, ...] = ()
+    sinks: tuple[ReplSink, ...] = ()
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     name: str
@@ -156,6 +186,7 @@ class ClusterConfig:
     sources: tuple[Source, ...] = ()
     tls: TlsSettings | None = None
     aae: AaeSettings = field(default_factory=AaeSettings)
+    replication: ReplicationSettings = field(default_factory=ReplicationSettings)
     # [cluster] secret_file as written (relative to the file's folder); None: the default.
     secret_file_setting: str | None = None
 
@@ -259,6 +290,26 @@ class _AaeTable(_Table):
     max_repairs: int = 1000
 
 
+class _ReplSourceTable(_Table):
+    name: str
+    filter: str
+    max_entries: int = 1_000_000
+
+
+class _ReplSinkTable(_Table):
+    name: str
+    peers: list[str]
+    queue: str
+    workers: int = 8
+    fullsync_every_s: int | float = 3600
+    scope: str = ANY
+
+
+class _ReplicationTable(_Table):
+    source: list[_ReplSourceTable] = Field(default_factory=list)
+    sink: list[_ReplSinkTable] = Field(default_factory=list)
+
+
 class _TlsTable(_Table):
     ca: str
     cert: str
@@ -309,6 +360,7 @@ class _Document(_Table):
     security: _SecurityTable = Field(default_factory=_SecurityTable)
     tls: _TlsTable | None = None
     aae: _AaeTable = Field(default_factory=_AaeTable)
+    replication: _ReplicationTable = Field(default_factory=_ReplicationTable)
     source: list[_SourceTable] = Field(default_factory=list)
     user: list[_UserTable] = Field(default_factory=list)
     node: list[_NodeTable] = Field(default_factory=list)
@@ -441,6 +493,7 @@ def _settings(document: _Document, path: Path) -> ClusterConfig:
         sources=_sources(document.source, users),
         tls=_tls(document.tls, path.parent),
         aae=_aae(document.aae),
+        replication=_replication(document.replication),
         secret_file_setting=cluster.secret_file,
     )
 
@@ -525,6 +578,64 @@ def _aae(table: _AaeTable) -> AaeSettings:
         table.pause_backlog,
         table.max_repairs,
     )
+
+
+def _queue_name(where: str, name: str) -> None:
+    if not QUEUE_NAME.match(name):
+        raise ConfigError(f"{where} = {name!r}: a queue name is 1-64 letters, digits, '_' or '-'")
+
+
+def _replication(table: _ReplicationTable) -> ReplicationSettings:
+    sources: list[ReplSource] = []
+    for i, src in enumerate(table.source):
+        where = f"replication.source[{i}]"
+        _queue_name(f"{where}.name", src.name)
+        if any(s.name == src.name for s in sources):
+            raise ConfigError(f"{where}.name: queue {src.name!r} appears twice")
+        try:
+            queue_filter = parse_filter(src.filter)
+        except FilterError as exc:
+            raise ConfigError(f"{where}.filter: {exc}") from None
+        if src.max_entries < 1:
+            raise ConfigError(f"{where}.max_entries must be at least 1")
+        sources.append(ReplSource(src.name, queue_filter, src.max_entries))
+    sinks: list[ReplSink] = []
+    for i, sink in enumerate(table.sink):
+        where = f"replication.sink[{i}]"
+        if not sink.name.strip():
+            raise ConfigError(f"{where}.name must be a non-empty string")
+        if any(s.name == sink.name for s in sinks):
+            raise ConfigError(f"{where}.name: sink {sink.name!r} appears twice")
+        if not sink.peers:
+            raise ConfigError(f'{where}.peers must list the source\'s nodes as "host:port"')
+        peers = tuple(_peer(f"{where}.peers[{j}]", peer) for j, peer in enumerate(sink.peers))
+        _queue_name(f"{where}.queue", sink.queue)
+        if sink.workers < 1:
+            raise ConfigError(f"{where}.workers must be at least 1")
+        if sink.fullsync_every_s < 0:
+            raise ConfigError(f"{where}.fullsync_every_s must be 0 (on demand only) or more")
+        try:
+            scope = parse_filter(sink.scope)
+        except FilterError:
+            scope = None
+        if scope is None or scope.kind == "prefix":
+            raise ConfigError(
+                f'{where}.scope = {sink.scope!r}: expected "any", "type:T" or "bucket:T/B"'
+            )
+        sinks.append(
+            ReplSink(
+                sink.name, peers, sink.queue, sink.workers, float(sink.fullsync_every_s), scope
+            )
+        )
+    return ReplicationSettings(tuple(sources), tuple(sinks))
+
+
+def _peer(where: str, text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:8087
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f'{where} = {text!r}: expected "host:port"')
+    return host, int(port)
 
 
 def _security(table: _SecurityTable) -> SecuritySettings:

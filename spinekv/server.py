@@ -46,6 +46,7 @@ from .node.coverage import Coverage
 from .node.handoff import Handoff
 from .node.membership import Membership
 from .node.messages import Dispatcher
+from .node.replqueues import ReplQueues
 from .node.vnode import Vnodes
 from .records.audit import HEAD_META, AuditLog
 from .records.services import SEALED, RecordServices
@@ -113,6 +114,9 @@ class Node:
             batch_bytes=config.max_object_size,
         )
         self.membership.listeners.append(self.handoff.kick)
+        # Queues sinks pull ([[replication.source]]), fed by acknowledged client writes.
+        self.repl_queues = ReplQueues(config.replication.sources, backend, self.clock.time)
+        self.coordinator.listeners.append(self.repl_queues.on_write)
         # Request statistics for /stats, kept by the HTTP middleware; their backlog paces AAE.
         self.stats = NodeStats(self.clock.monotonic)
         self.aae = self._aae_trees()
@@ -164,10 +168,11 @@ class Node:
         )
 
     def counters(self) -> dict[str, int]:
-        """Anti-entropy and reaper totals since start, as /stats reports them."""
+        """Anti-entropy, reaper and replication queue totals since start, as /stats reports them."""
         return {
             **exchange.stat_counters(self.exchanges, self.aae),
             "tombstones_reaped": self.vnodes.reaped,
+            **self.repl_queues.stat_counters(),
         }
 
     def _dispatch_table(self) -> Dispatcher:

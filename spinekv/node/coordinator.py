@@ -89,6 +89,9 @@ class Coordinator:
         # Coverage queries (2i, listing) are planned and run there; kept here so the
         # request handlers that read and write through a coordinator can list too.
         self.coverage = coverage
+        # Called with (key, stored object) once per acknowledged client write, on the node
+        # the client asked (replication queues hang here).
+        self.listeners: list[Callable[[BKey, DVVSet], None]] = []
 
     # ------------------------------------------------------------ helpers
 
@@ -207,8 +210,33 @@ class Coordinator:
         opts: PutOptions,
         *,
         forwarded: bool = False,
+        queue: bool = True,
     ) -> PutResult:
-        """Apply the write on a coordinating vnode, replicate it, answer after w acks."""
+        """Apply the write on a coordinating vnode, replicate it, answer after w acks.
+
+        Once acknowledged, the listeners hear of it here, on the node the client asked,
+        unless `queue` is false (a write applied from another cluster goes back to none).
+        A forwarded write is heard of where it came from, so once in the cluster.
+        """
+        result = await self._put(bkey, props, context, content, opts, forwarded=forwarded)
+        if queue and not forwarded and isinstance(result, PutOk):
+            for listener in self.listeners:
+                try:
+                    listener(bkey, result.obj)
+                except Exception:  # the write stands; full-sync catches what a queue missed
+                    log.exception("write listener failed for %r", bkey)
+        return result
+
+    async def _put(
+        self,
+        bkey: BKey,
+        props: BucketProps,
+        context: Mapping[str, int],
+        content: Content,
+        opts: PutOptions,
+        *,
+        forwarded: bool,
+    ) -> PutResult:
         prefs = self._preflist(bkey, props)
         core = self._put_core(prefs, props, opts)
         if isinstance(core, Failed):
@@ -227,7 +255,7 @@ class Coordinator:
             )
             if isinstance(route, Failed):
                 return route
-            return await self.put(bkey, props, context, content, opts, forwarded=True)
+            return await self._put(bkey, props, context, content, opts, forwarded=True)
 
         okey = bkey.okey
         try:

@@ -85,6 +85,24 @@ class Backend(Protocol):
         """Delete every object and index entry of `partition`."""
         ...
 
+    def queue_append(self, queue: str, seq: int, entry: bytes) -> None:
+        """Store entry `seq` of a replication queue, unsynced (as a write without dw)."""
+        ...
+
+    def queue_read(self, queue: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to `limit` (seq, entry) of a queue with seq >= start, oldest first."""
+        ...
+
+    def queue_trim(self, queue: str, first: int, upto: int) -> None:
+        """Remove a queue's entries first..upto (inclusive) and remember `upto` as trimmed,
+        in one write, so the queue's sequence numbers go on past it after a restart."""
+        ...
+
+    def queue_bounds(self, queue: str) -> tuple[int, int]:
+        """(first, end): the queue holds entries first..end-1 (first == end when empty);
+        end is one past the last sequence number ever appended or trimmed, at least 1."""
+        ...
+
     def get_meta(self, name: str) -> bytes | None: ...
 
     def put_meta(self, name: str, value: bytes, *, sync: bool = True) -> None:

@@ -7,6 +7,11 @@ contiguous key range:
     object key:  len type | type | len bucket | bucket | key
     2i entry:    len type | type | len bucket | bucket | len field | field | term | key
 
+Replication queues sit outside partitions, one key range per queue:
+
+    queue entry: len name | name | sequence (8 bytes, big-endian, so keys sort in order)
+    queue mark:  len name | name      (the last sequence number trimmed; sorts first)
+
 The term encoding (order-preserving, self-delimiting) is index.py's; this module
 only places it. Backends put the partition in front of these keys themselves.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import struct
 
 _LEN = struct.Struct(">H")
+_SEQ = struct.Struct(">Q")
 MAX_PART = 0xFFFF
 
 
@@ -73,3 +79,28 @@ def successor(prefix: bytes) -> bytes:
     if not trimmed:
         return b"\xff" * (len(prefix) + 1)  # only reached for all-0xFF prefixes
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+def queue_mark_key(queue: str) -> bytes:
+    """The key of a queue's trim mark; also the prefix of every entry key of the queue."""
+    return _lp(queue.encode())
+
+
+def queue_entry_key(queue: str, seq: int) -> bytes:
+    """The key of entry `seq` of a replication queue."""
+    return queue_mark_key(queue) + _SEQ.pack(seq)
+
+
+def queue_seq(qkey: bytes, queue: str) -> int:
+    """The sequence number of a queue entry key of `queue`."""
+    (seq,) = _SEQ.unpack_from(qkey, len(queue_mark_key(queue)))
+    return seq
+
+
+def encode_seq(seq: int) -> bytes:
+    return _SEQ.pack(seq)
+
+
+def decode_seq(raw: bytes) -> int:
+    (seq,) = _SEQ.unpack(raw)
+    return seq

@@ -11,10 +11,12 @@ import plyvel
 
 from .base import StorageError
 from .groupsync import GroupSync
+from .keys import decode_seq, encode_seq, queue_entry_key, queue_mark_key, queue_seq
 
 _OBJ = b"o"
 _META = b"m"
 _INDEX = b"x"  # after b"o", so the partition scan over objects never meets them
+_QUEUE = b"q"  # replication queues, also after b"o"
 _SYNC_MARK = _META + b"\x00fsync"
 _PART = struct.Struct(">I")
 
@@ -32,6 +34,7 @@ class LevelDBBackend:
 
     2i entries live under b"x" + partition + index key, written in the same batch as
     their object, so an object and its index entries change together or not at all.
+    Replication queues live under b"q" + their keys.py layout.
     """
 
     def __init__(self, path: str | Path, *, cache_mb: int = 64) -> None:
@@ -171,6 +174,39 @@ class LevelDBBackend:
                 for k in self._db.iterator(prefix=prefix, include_value=False):
                     batch.delete(k)
         self._held.discard(partition)
+
+    def queue_append(self, queue: str, seq: int, entry: bytes) -> None:
+        self._db.put(_QUEUE + queue_entry_key(queue, seq), entry)
+
+    def queue_read(self, queue: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        entries: list[tuple[int, bytes]] = []
+        prefix = _QUEUE + queue_mark_key(queue)
+        start_key = _QUEUE + queue_entry_key(queue, start)
+        with self._db.iterator(start=start_key, stop=prefix + b"\xff" * 9) as it:
+            for k, v in it:
+                if len(entries) >= limit:
+                    break
+                entries.append((queue_seq(k[1:], queue), v))
+        return entries
+
+    def queue_trim(self, queue: str, first: int, upto: int) -> None:
+        with self._db.write_batch() as batch:
+            for seq in range(first, upto + 1):
+                batch.delete(_QUEUE + queue_entry_key(queue, seq))
+            batch.put(_QUEUE + queue_mark_key(queue), encode_seq(upto))
+
+    def queue_bounds(self, queue: str) -> tuple[int, int]:
+        mark = self._db.get(_QUEUE + queue_mark_key(queue))
+        end = 1 if mark is None else decode_seq(mark) + 1
+        entries = _QUEUE + queue_entry_key(queue, 0)
+        stop = _QUEUE + queue_mark_key(queue) + b"\xff" * 9
+        with self._db.iterator(start=entries, stop=stop, include_value=False) as it:
+            head = next(it, None)
+        if head is None:
+            return end, end
+        with self._db.iterator(start=entries, stop=stop, include_value=False, reverse=True) as it:
+            last = queue_seq(next(it)[1:], queue)
+        return queue_seq(head[1:], queue), max(end, last + 1)
 
     def get_meta(self, name: str) -> bytes | None:
         return self._db.get(_META + name.encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
@@ -11,6 +12,8 @@ class MemoryBackend:
         self._parts: dict[int, dict[bytes, bytes]] = {}
         self._index: dict[int, set[bytes]] = {}
         self._meta: dict[str, bytes] = {}
+        self.queues: dict[str, dict[int, bytes]] = {}
+        self.queue_marks: dict[str, int] = {}  # the last sequence number trimmed, per queue
 
     def get(self, partition: int, okey: bytes) -> bytes | None:
         return self._parts.get(partition, {}).get(okey)
@@ -89,6 +92,26 @@ class MemoryBackend:
     def drop_partition(self, partition: int) -> None:
         self._parts.pop(partition, None)
         self._index.pop(partition, None)
+
+    def queue_append(self, queue: str, seq: int, entry: bytes) -> None:
+        self.queues.setdefault(queue, {})[seq] = entry
+
+    def queue_read(self, queue: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        held = self.queues.get(queue, {})
+        return [(seq, held[seq]) for seq in heapq.nsmallest(limit, (s for s in held if s >= start))]
+
+    def queue_trim(self, queue: str, first: int, upto: int) -> None:
+        held = self.queues.get(queue, {})
+        for seq in range(first, upto + 1):
+            held.pop(seq, None)
+        self.queue_marks[queue] = upto
+
+    def queue_bounds(self, queue: str) -> tuple[int, int]:
+        end = self.queue_marks.get(queue, 0) + 1
+        held = self.queues.get(queue)
+        if not held:
+            return end, end
+        return min(held), max(end, max(held) + 1)
 
     def get_meta(self, name: str) -> bytes | None:
         return self._meta.get(name)

@@ -38,6 +38,11 @@ class DurableStore:
     def record_meta(self, name: str) -> None:
         self._undo.append(("m", name, self.mem.get_meta(name)))
 
+    def record_queue(self, queue: str, seqs: range) -> None:
+        held = self.mem.queues.get(queue, {})
+        old = [(seq, held.get(seq)) for seq in seqs]
+        self._undo.append(("q", queue, old, self.mem.queue_marks.get(queue)))
+
     @property
     def position(self) -> int:
         """How many writes were ever made: a mark for sync_upto()."""
@@ -63,6 +68,18 @@ class DurableStore:
                     self.mem.delete(partition, okey)
                 else:
                     self.mem.put(partition, okey, old)
+            elif entry[0] == "q":
+                _, queue, old, mark = entry
+                held = self.mem.queues.setdefault(queue, {})
+                for seq, value in old:
+                    if value is None:
+                        held.pop(seq, None)
+                    else:
+                        held[seq] = value
+                if mark is None:
+                    self.mem.queue_marks.pop(queue, None)
+                else:
+                    self.mem.queue_marks[queue] = mark
             elif entry[0] == "i":
                 _, partition, held = entry
                 self.mem.index_update(
@@ -169,6 +186,22 @@ class SimBackend:
             self.store.record_object(partition, okey)
         self.store.record_index(partition, sorted(mem._index.get(partition, ())))
         mem.drop_partition(partition)
+
+    def queue_append(self, queue: str, seq: int, entry: bytes) -> None:
+        mem = self._live()
+        self.store.record_queue(queue, range(seq, seq + 1))
+        mem.queue_append(queue, seq, entry)
+
+    def queue_read(self, queue: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        return self._live().queue_read(queue, start, limit)
+
+    def queue_trim(self, queue: str, first: int, upto: int) -> None:
+        mem = self._live()
+        self.store.record_queue(queue, range(first, upto + 1))
+        mem.queue_trim(queue, first, upto)
+
+    def queue_bounds(self, queue: str) -> tuple[int, int]:
+        return self._live().queue_bounds(queue)
 
     def get_meta(self, name: str) -> bytes | None:
         return self._live().get_meta(name)

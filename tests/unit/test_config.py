@@ -261,3 +261,98 @@ def test_node_folders_are_kept_apart_per_config_file(file, cluster, folder):
     config = parse_config({**BASE, "cluster": cluster}, Path("/srv/spine") / file)
     assert config.nodes_dir == Path("/srv/spine") / folder
     assert config.node_dir("n1") == Path("/srv/spine") / folder / "n1"
+
+
+# ------------------------------------------------------------------ replication tables
+
+REPL = """
+[[replication.source]]
+name = "dr"
+filter = "any"
+
+[[replication.source]]
+name = "pds-only"
+filter = "prefix:records/patients/999"
+max_entries = 500
+
+[[replication.sink]]
+name = "from-primary"
+peers = ["10.0.0.1:8087", "[::1]:8088"]
+queue = "dr"
+workers = 4
+fullsync_every_s = 0
+scope = "bucket:records/patients"
+
+[[replication.sink]]
+name = "defaults"
+peers = ["primary.example:9000"]
+queue = "dr"
+"""
+
+
+def test_replication_tables_are_read_with_their_defaults(tmp_path):
+    config = load_config(write(tmp_path, NODES + REPL))
+    dr, pds = config.replication.sources
+    assert (dr.name, dr.max_entries, dr.filter.kind) == ("dr", 1_000_000, "any")
+    assert (pds.name, pds.max_entries) == ("pds-only", 500)
+    assert pds.filter.matches(b"records", b"patients", b"9990001")
+    assert not pds.filter.matches(b"records", b"patients", b"9880001")
+    assert not pds.filter.matches(b"records", b"other", b"9990001")
+    sink, plain = config.replication.sinks
+    assert sink.peers == (("10.0.0.1", 8087), ("::1", 8088))
+    assert (sink.queue, sink.workers, sink.fullsync_every_s) == ("dr", 4, 0.0)
+    assert (sink.scope.bucket_type, sink.scope.bucket) == (b"records", b"patients")
+    assert plain.peers == (("primary.example", 9000),)
+    assert (plain.workers, plain.fullsync_every_s, plain.scope.kind) == (8, 3600.0, "any")
+
+
+def test_no_replication_tables_means_no_queues_and_no_sinks(tmp_path):
+    config = load_config(write(tmp_path, NODES))
+    assert config.replication.sources == () and config.replication.sinks == ()
+
+
+def _source(**table):
+    return {"replication": {"source": [{"name": "dr", "filter": "any", **table}]}}
+
+
+def _sink(**table):
+    base = {"name": "s", "peers": ["h:1"], "queue": "dr"}
+    return {"replication": {"sink": [{**base, **table}]}}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_source(filter="bucket:records"), "replication.source[0].filter: 'bucket:records'"),
+        (_source(filter="type:"), "replication.source[0].filter"),
+        (_source(filter="everything"), 'expected "any", "type:T", "bucket:T/B" or "prefix:T'),
+        (_source(filter="prefix:t/b/"), "a prefix filter needs a non-empty prefix"),
+        (_source(filter="prefix:t/b"), "replication.source[0].filter"),
+        (_source(max_entries=0), "replication.source[0].max_entries must be at least 1"),
+        (_source(name="d r"), "replication.source[0].name = 'd r': a queue name is"),
+        (_source(max_entries="1"), "replication.source[0].max_entries must be an integer"),
+        (_source(filtre="any"), "unknown key replication.source[0].filtre (did you mean filter?)"),
+        ({"replication": {"source": [{"name": "dr"}]}}, "replication.source[0].filter is required"),
+        (
+            {"replication": {"source": [{"name": "dr", "filter": "any"}] * 2}},
+            "replication.source[1].name: queue 'dr' appears twice",
+        ),
+        (_sink(peers=[]), "replication.sink[0].peers must list"),
+        (_sink(peers=["h"]), "replication.sink[0].peers[0] = 'h': expected \"host:port\""),
+        (_sink(peers=["h:99999"]), "replication.sink[0].peers[0]"),
+        (_sink(peers=["h:1", ":5"]), "replication.sink[0].peers[1]"),
+        (_sink(peers="h:1"), "replication.sink[0].peers must be an array"),
+        (_sink(queue=""), "replication.sink[0].queue = ''"),
+        (_sink(workers=0), "replication.sink[0].workers must be at least 1"),
+        (_sink(fullsync_every_s=-1), "replication.sink[0].fullsync_every_s must be 0"),
+        (_sink(scope="prefix:t/b/p"), "replication.sink[0].scope = 'prefix:t/b/p': expected"),
+        (_sink(scope="bucket:t"), "replication.sink[0].scope"),
+        (_sink(name=""), "replication.sink[0].name must be a non-empty string"),
+        (_sink(schedule=5), "unknown key replication.sink[0].schedule"),
+        ({"replication": {"sink": [{"name": "s", "queue": "q"}]}}, "replication.sink[0].peers"),
+        ({"replication": {"queues": []}}, "unknown key replication.queues"),
+    ],
+)
+def test_bad_replication_tables_are_refused_naming_the_key(data, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config({**BASE, **data}, Path("/tmp/cluster.toml"))
