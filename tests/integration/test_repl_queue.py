@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from spinekv import object as riak_object
 from spinekv.node.coordinator import BKey, PutOk
 from spinekv.object import Content
 from spinekv.quorum import PutOptions
@@ -77,17 +78,15 @@ async def test_record_api_writes_are_queued(cluster, http):
     assert queued(cluster, "narrow") == Counter()
 
 
-async def test_a_write_told_not_to_queue_is_not_queued(cluster):
+async def test_writes_from_another_cluster_are_not_queued(cluster):
     node = cluster.nodes["n1"]
     props = node.props_of("default", "b")
-    result = await node.coordinator.put(
-        BKey(b"default", b"b", b"from-elsewhere"),
-        props,
-        {},
-        Content(b"v"),
-        PutOptions(w=2, dw=0, pw=0, node_confirms=0, timeout=5.0),
-        queue=False,
-    )
+    opts = PutOptions(w=2, dw=0, pw=0, node_confirms=0, timeout=5.0)
+    bkey = BKey(b"default", b"b", b"from-elsewhere")
+    result = await node.coordinator.put(bkey, props, {}, Content(b"v"), opts, queue=False)
+    assert isinstance(result, PutOk)
+    foreign = riak_object.write(None, {}, Content(b"w"), "other-site", allow_mult=False)
+    result = await node.coordinator.apply_replicated(bkey, props, foreign, opts)
     assert isinstance(result, PutOk)
     assert queued(cluster, "all") == Counter()
 
