@@ -210,16 +210,15 @@ class Coordinator:
         opts: PutOptions,
         *,
         forwarded: bool = False,
-        queue: bool = True,
     ) -> PutResult:
         """Apply the write on a coordinating vnode, replicate it, answer after w acks.
 
-        Once acknowledged, the listeners hear of it here, on the node the client asked,
-        unless `queue` is false (a write applied from another cluster goes back to none).
-        A forwarded write is heard of where it came from, so once in the cluster.
+        Once acknowledged, the listeners hear of it here, on the node the client asked.
+        A forwarded write is heard of where it came from, so once in the cluster. (A
+        write applied from another cluster goes through apply_replicated, heard by none.)
         """
         result = await self._put(bkey, props, context, content, opts, forwarded=forwarded)
-        if queue and not forwarded and isinstance(result, PutOk):
+        if not forwarded and isinstance(result, PutOk):
             for listener in self.listeners:
                 try:
                     listener(bkey, result.obj)

@@ -83,8 +83,6 @@ async def test_writes_from_another_cluster_are_not_queued(cluster):
     props = node.props_of("default", "b")
     opts = PutOptions(w=2, dw=0, pw=0, node_confirms=0, timeout=5.0)
     bkey = BKey(b"default", b"b", b"from-elsewhere")
-    result = await node.coordinator.put(bkey, props, {}, Content(b"v"), opts, queue=False)
-    assert isinstance(result, PutOk)
     foreign = riak_object.write(None, {}, Content(b"w"), "other-site", allow_mult=False)
     result = await node.coordinator.apply_replicated(bkey, props, foreign, opts)
     assert isinstance(result, PutOk)
