@@ -18,7 +18,8 @@ from .security.secrets import is_hashed
 
 ROLES = ("clinical", "admin", "service")
 # Riak's permissions (riak_core_security), the names a grant may give.
-PERMISSIONS = ("get", "put", "delete", "list", "index", "props", "admin")
+# `repl` (ours): fetch and acknowledge replication queues, which reads every queued object.
+PERMISSIONS = ("get", "put", "delete", "list", "index", "props", "admin", "repl")
 # How a client proves who it is (Riak's sources): a bearer token, HTTP basic, or its address.
 SOURCE_METHODS = ("token", "password", "trust")
 ANY = "any"
@@ -158,6 +159,9 @@ class ReplSink:
     fullsync_every_s: float = 3600.0
     # What full-sync compares: every type (the any filter), one type, or one bucket.
     scope: Filter = field(default_factory=Filter)
+    # The file holding the bearer token of the source's user with the `repl` permission
+    # (resolved against the config file's folder); a node refuses to pull without it.
+    token_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +307,7 @@ class _ReplSinkTable(_Table):
     workers: int = 8
     fullsync_every_s: int | float = 3600
     scope: str = ANY
+    token_file: str | None = None
 
 
 class _ReplicationTable(_Table):
@@ -493,7 +498,7 @@ def _settings(document: _Document, path: Path) -> ClusterConfig:
         sources=_sources(document.source, users),
         tls=_tls(document.tls, path.parent),
         aae=_aae(document.aae),
-        replication=_replication(document.replication),
+        replication=_replication(document.replication, path.parent),
         secret_file_setting=cluster.secret_file,
     )
 
@@ -585,7 +590,7 @@ def _queue_name(where: str, name: str) -> None:
         raise ConfigError(f"{where} = {name!r}: a queue name is 1-64 letters, digits, '_' or '-'")
 
 
-def _replication(table: _ReplicationTable) -> ReplicationSettings:
+def _replication(table: _ReplicationTable, root: Path) -> ReplicationSettings:
     sources: list[ReplSource] = []
     for i, src in enumerate(table.source):
         where = f"replication.source[{i}]"
@@ -622,9 +627,18 @@ def _replication(table: _ReplicationTable) -> ReplicationSettings:
             raise ConfigError(
                 f'{where}.scope = {sink.scope!r}: expected "any", "type:T" or "bucket:T/B"'
             )
+        if sink.token_file is not None and not sink.token_file.strip():
+            raise ConfigError(f"{where}.token_file must be a file name")
+        token_file = None if sink.token_file is None else root / sink.token_file
         sinks.append(
             ReplSink(
-                sink.name, peers, sink.queue, sink.workers, float(sink.fullsync_every_s), scope
+                sink.name,
+                peers,
+                sink.queue,
+                sink.workers,
+                float(sink.fullsync_every_s),
+                scope,
+                token_file,
             )
         )
     return ReplicationSettings(tuple(sources), tuple(sinks))

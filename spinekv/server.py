@@ -35,6 +35,7 @@ from .http.pds import PdsRoutes
 from .http.props import PropsHandlers
 from .http.query import QueryHandlers
 from .http.records import records_middleware
+from .http.repl import ReplHandlers
 from .http.scr import ScrRoutes
 from .http.security import AUTHENTICATOR, security_middleware
 from .http.service import ServiceHandlers, stats_middleware
@@ -47,6 +48,7 @@ from .node.handoff import Handoff
 from .node.membership import Membership
 from .node.messages import Dispatcher
 from .node.replqueues import ReplQueues
+from .node.replsink import SinkPullers
 from .node.vnode import Vnodes
 from .records.audit import HEAD_META, AuditLog
 from .records.services import SEALED, RecordServices
@@ -121,6 +123,16 @@ class Node:
         self.stats = NodeStats(self.clock.monotonic)
         self.aae = self._aae_trees()
         self.exchanges = self._exchanges()
+        # Pullers of other clusters' queues ([[replication.sink]]), paced by the same backlog.
+        self.repl_sinks = SinkPullers(
+            config,
+            name,
+            self.coordinator,
+            self.props_of,
+            clock=self.clock,
+            backlog=lambda: self.stats.backlog,
+            pause_backlog=config.aae.pause_backlog,
+        )
         self.dispatch = self._dispatch_table()
         self._runner: web.AppRunner | None = None
         # The node names in the config file as it is now, and the file's mtime they are from.
@@ -168,11 +180,12 @@ class Node:
         )
 
     def counters(self) -> dict[str, int]:
-        """Anti-entropy, reaper and replication queue totals since start, as /stats reports them."""
+        """Anti-entropy, reaper, replication queue and sink totals since start, for /stats."""
         return {
             **exchange.stat_counters(self.exchanges, self.aae),
             "tombstones_reaped": self.vnodes.reaped,
             **self.repl_queues.stat_counters(),
+            **self.repl_sinks.stat_counters(),
         }
 
     def _dispatch_table(self) -> Dispatcher:
@@ -294,6 +307,7 @@ class Node:
     async def start(self, *, serve_http: bool = True) -> None:
         # Read the certificate before anything listens: a bad file stops the node, saying which.
         https = _https_context(self.config, self.name) if serve_http else None
+        self.repl_sinks.start()  # first too: a missing token file stops the node, saying which
         await self.transport.start(
             self.dispatch,
             hello=messages.hello(self.config.name, self.spec.host, self.spec.peer_port),
@@ -327,6 +341,7 @@ class Node:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.repl_sinks.stop()
         if self.exchanges is not None:
             await self.exchanges.stop()
         await self.handoff.stop()
@@ -368,6 +383,7 @@ def http_app(node: Node) -> web.Application:
         ),
         QueryHandlers(config, coordinator, node.now_us, props_of=props_of),
         FoldHandlers(config, coordinator, node.now_us, props_of),
+        ReplHandlers(config, coordinator, node.repl_queues, props_of, node.clock.monotonic),
         PdsRoutes(node.records),
         TraceRoutes(node.records),
         ScrRoutes(node.records),
@@ -524,7 +540,7 @@ def run_node(config_path: str | Path, name: str) -> None:
         except ImportError:  # uvloop is a dependency, but the node still runs without it
             runner = asyncio.run
         runner(_serve(config, name, backend))
-    except (CannotListen, SecretError, UnsafeCredentials) as exc:
+    except (CannotListen, ConfigError, SecretError, UnsafeCredentials) as exc:
         # One line, no traceback: `spinekv up` finds it in the log and shows it.
         raise SystemExit(f"node {name} cannot start: {exc}") from None
     finally:

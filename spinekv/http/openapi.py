@@ -48,6 +48,7 @@ PARAMETERS: Json = {
     "start": api.path("start", "The term to match, or the first term of a range."),
     "end": api.path("end", "The last term of a range."),
     "user": api.path("user", "A user's name (spinekv admin user)."),
+    "queue": api.path("queue", "A replication queue's name ([[replication.source]] name)."),
     "r": api.query("r", _QUORUM, "Read quorum: replies needed before answering."),
     "pr": api.query("pr", _QUORUM, "Primary read quorum: replies from primaries needed."),
     "w": api.query("w", _QUORUM, "Write quorum: acknowledgements needed."),

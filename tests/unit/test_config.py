@@ -282,6 +282,7 @@ queue = "dr"
 workers = 4
 fullsync_every_s = 0
 scope = "bucket:records/patients"
+token_file = "secrets/primary.token"
 
 [[replication.sink]]
 name = "defaults"
@@ -304,6 +305,9 @@ def test_replication_tables_are_read_with_their_defaults(tmp_path):
     assert (sink.scope.bucket_type, sink.scope.bucket) == (b"records", b"patients")
     assert plain.peers == (("primary.example", 9000),)
     assert (plain.workers, plain.fullsync_every_s, plain.scope.kind) == (8, 3600.0, "any")
+    # Like other paths in the file, the token file is found beside it.
+    assert sink.token_file == tmp_path / "secrets" / "primary.token"
+    assert plain.token_file is None
 
 
 def test_no_replication_tables_means_no_queues_and_no_sinks(tmp_path):
@@ -349,6 +353,7 @@ def _sink(**table):
         (_sink(scope="bucket:t"), "replication.sink[0].scope"),
         (_sink(name=""), "replication.sink[0].name must be a non-empty string"),
         (_sink(schedule=5), "unknown key replication.sink[0].schedule"),
+        (_sink(token_file=" "), "replication.sink[0].token_file must be a file name"),
         ({"replication": {"sink": [{"name": "s", "queue": "q"}]}}, "replication.sink[0].peers"),
         ({"replication": {"queues": []}}, "unknown key replication.queues"),
     ],
