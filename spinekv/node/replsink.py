@@ -102,7 +102,7 @@ class Puller:
                 self.counters.errors += 1
                 self._say(str(exc))
                 busy = False
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            except Exception as exc:  # transport, or an answer that does not decode: go on
                 self.counters.errors += 1
                 self._say(f"{type(exc).__name__}: {exc}")
                 busy = False
