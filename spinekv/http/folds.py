@@ -23,7 +23,7 @@ from ..props import BucketProps
 from ..quorum import Failed, NotFound
 from ..reaping import Outcome, ReapOutcome, Tally
 from . import api, openapi
-from .request import HttpError, delete_options, json_answer, refusing, shown, timeout
+from .request import HttpError, count, delete_options, json_answer, refusing, shown, timeout
 
 # A fold over a large node is paced to a tenth of its time: give it longer than a request.
 FOLD_TIMEOUT_MS = 600_000
@@ -36,15 +36,6 @@ ERASED, GONE, FAILED = "erased", "already_gone", "failed"
 REAP_RATE = 2000
 PROGRESS_EVERY = 0.5  # seconds between progress lines of a reap
 _T = TypeVar("_T")
-
-
-def _count(query: Mapping[str, str], name: str, default: int | None = None) -> int | None:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
-        raise HttpError(400, f"{name}={shown(raw)}: expected a non-negative integer")
-    return int(raw)
 
 
 def _positions(query: Mapping[str, str], name: str, top: int) -> list[int]:
@@ -147,7 +138,7 @@ class FoldHandlers:
         segments = _positions(query, "segments", folds.FULLSYNC_SHAPE.segments)
         if not segments:
             raise HttpError(400, "segments is required")
-        most = _count(query, "limit", DEFAULT_MAX_KEYS)
+        most = count(query, "limit", DEFAULT_MAX_KEYS)
         if not most or most > DEFAULT_MAX_KEYS:
             raise HttpError(400, f"limit must be from 1 to {DEFAULT_MAX_KEYS}")
         coverage = self.coordinator.coverage
@@ -190,7 +181,7 @@ class FoldHandlers:
             raise HttpError(400, "give exactly one of siblings=N or size=BYTES")
         measure = measures[0]
         scope, n_val = self._scope(query)
-        args = [scope.to_wire(), measure, _count(query, measure)]
+        args = [scope.to_wire(), measure, count(query, measure)]
         records = self.config.records.bucket_type.encode()
         found = sorted(
             (bytes(t), bytes(b), bytes(k), siblings, size)
@@ -218,7 +209,7 @@ class FoldHandlers:
         """Tombstone every live key in scope through the coordinator, at `rate` keys/s."""
         query = request.query
         scope, n_val = self._scope(query, need_bucket=True)
-        rate = _count(query, "rate", ERASE_RATE)
+        rate = count(query, "rate", ERASE_RATE)
         if not rate or rate > MAX_ERASE_RATE:
             raise HttpError(400, f"rate must be from 1 to {MAX_ERASE_RATE} keys per second")
         parts = await self._collect(query, folds.ERASABLE, [scope.to_wire()], n_val)
@@ -266,10 +257,10 @@ class FoldHandlers:
         """
         query = request.query
         scope, n_val = self._scope(query)
-        rate = _count(query, "rate", REAP_RATE)
+        rate = count(query, "rate", REAP_RATE)
         if not rate or rate > MAX_ERASE_RATE:
             raise HttpError(400, f"rate must be from 1 to {MAX_ERASE_RATE} keys per second")
-        older_than = _count(query, "older_than", 0)
+        older_than = count(query, "older_than", 0)
         before_us = self._now_us() - older_than * 1_000_000
         args = [scope.to_wire(), before_us]
         membership = self.coordinator.membership

@@ -20,7 +20,7 @@ from ..quorum import Failed, NotFound, get_options
 from ..repllease import Leases
 from ..replqueue import Entry
 from . import api, openapi
-from .request import HttpError, json_answer, refusing, shown
+from .request import HttpError, count, json_answer, refusing, shown
 
 MSGPACK = "application/x-msgpack"
 DEFAULT_MAX = 100
@@ -28,15 +28,6 @@ MOST = 1000
 READS_AT_ONCE = 32  # current objects read in parallel for one fetch
 # "<cluster name>/<node>" as sinks send it; also what a 409 shows, so kept printable.
 CONSUMER = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")
-
-
-def _integer(query: Mapping[str, str], name: str, default: int | None = None) -> int:
-    raw = query.get(name)
-    if raw is None and default is not None:
-        return default
-    if raw is None or not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-        raise HttpError(400, f"{name}={shown(raw or '')}: expected a non-negative integer")
-    return int(raw)
 
 
 class ReplHandlers:
@@ -74,7 +65,7 @@ class ReplHandlers:
     async def fetch(self, request: web.Request) -> web.Response:
         """Take the queue's lease, then answer its oldest entries with their current objects."""
         queue = self._queue(request)
-        most = _integer(request.query, "max", DEFAULT_MAX)
+        most = count(request.query, "max", DEFAULT_MAX)
         if not 1 <= most <= MOST:
             raise HttpError(400, f"max must be from 1 to {MOST}")
         consumer = self._consumer(request.query)
@@ -121,7 +112,7 @@ class ReplHandlers:
     async def ack(self, request: web.Request) -> web.Response:
         """Remove the entries up to `upto`: only the consumer that holds the lease may."""
         queue = self._queue(request)
-        upto = _integer(request.query, "upto")
+        upto = count(request.query, "upto")
         consumer = self._consumer(request.query)
         holder = self.leases.holder(queue.name)
         if holder != consumer:

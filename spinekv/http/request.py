@@ -186,6 +186,17 @@ def listing(query: Mapping[str, str], name: str) -> str:
 # ---------------------------------------------------------------- timeout
 
 
+def count(query: Mapping[str, str], name: str, default: int | None = None) -> int:
+    """A non-negative integer query parameter, or `default` when it is absent; 400 when
+    it is malformed, or absent without a default."""
+    raw = query.get(name)
+    if raw is None and default is not None:
+        return default
+    if raw is None or not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise HttpError(400, f"{name}={shown(raw or '')}: expected a non-negative integer")
+    return int(raw)
+
+
 def timeout(query: Mapping[str, str], default_ms: int) -> float:
     """The request's timeout in seconds: milliseconds, up to Erlang's longest timer.
 
