@@ -276,13 +276,19 @@ async def test_the_operator_reap_defers_the_tombstones_of_a_down_primary(cluster
 
 
 async def test_the_operator_reap_refuses_bad_parameters(cluster, http):
+    kept = bkey("kept", "refused")
+    await write_and_delete(cluster, kept)
+    before = copies(cluster, kept)
     base = cluster.url("n1") + "/admin/reap"
     for query, status in (
         ("?rate=0", 400),
         ("?older_than=soon", 400),
         ("?type=nosuch", 400),
         ("?type=records", 403),
+        ("?type=kept&rate=0", 400),
     ):
         async with http.post(base + query) as r:
             assert r.status == status, query
             assert "error" in await r.json()
+    # A refused reap removed nothing.
+    assert copies(cluster, kept) == before and all(before.values())
