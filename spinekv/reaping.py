@@ -5,6 +5,12 @@ same causal clock, digested by tictac.version). Removing it while a primary is d
 behind would let that primary's older copy come back through read repair or
 anti-entropy. The coordinator reads each primary's copy, asks `judge` whether to reap,
 sends the reaps, and asks `confirmed` what came of them.
+
+With replication, a tombstone also waits until every sink of its key has it: reaped
+sooner, a sink would keep the live value, and full-sync would copy it back. Before the
+reaps go out the coordinator asks each member whether its queues still hold the key
+(`held_back` turns the answers into an outcome), and after a delete it asks again at
+REPLICATION_RETRIES' delays.
 """
 
 from __future__ import annotations
@@ -31,12 +37,16 @@ class Outcome(enum.StrEnum):
 class ReapOutcome:
     outcome: Outcome
     reason: str = ""
+    replicating: bool = False  # deferred until a sink has the delete: worth trying again soon
 
 
 # One primary's copy as read: the object, None if it holds none, or why it could not answer.
 Copy = DVVSet | None | Failed
 
 CHANGED = ReapOutcome(Outcome.DEFERRED, "changed while reaping")
+# Seconds between a deleting node's tries to reap while a queue holds the delete (about a
+# minute in all); after that a later GET or the operator's reap tries again.
+REPLICATION_RETRIES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 def missing_primary(wanted: Sequence[PrefEntry], prefs: Sequence[PrefEntry]) -> ReapOutcome | None:
@@ -63,6 +73,22 @@ def judge(copies: Sequence[Copy]) -> ReapOutcome | bytes:
         # Read repair or anti-entropy will make them alike; reap after that.
         return ReapOutcome(Outcome.DEFERRED, "replicas differ")
     return versions.pop()
+
+
+def deleted_at_us(copies: Sequence[Copy]) -> int:
+    """When the tombstone `judge` agreed on was written: its newest sibling's timestamp
+    (sibling deletes were queued each on its own node, the newest last)."""
+    held = next(copy for copy in copies if isinstance(copy, DVVSet))
+    return max(content.last_modified_us for content in riak_object.contents(held))
+
+
+def held_back(answers: Sequence[str | None]) -> ReapOutcome | None:
+    """DEFERRED with the first reason a member gave for its queues holding the key (None
+    from a member: nothing of the key left there); None when no member holds it back."""
+    for reason in answers:
+        if reason is not None:
+            return ReapOutcome(Outcome.DEFERRED, reason, replicating=True)
+    return None
 
 
 def confirmed(removed: Sequence[bool]) -> ReapOutcome:

@@ -9,11 +9,17 @@ A filter names what a queue carries, written as cluster.toml spells it:
 
 A queue entry is (type, bucket, key, clock digest, enqueue time): enough for a sink to
 fetch the current object and to skip it when it already holds that clock.
+
+Reaping a tombstone asks each queue whether a sink may still lack the delete (`pending`,
+`mentions`, `hold_reason`): entries are acknowledged in order and only once their sink
+applied them, so a queue whose oldest entry is younger than the delete has passed it on.
 """
 
 from __future__ import annotations
 
+import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgpack
@@ -90,3 +96,44 @@ class Entry:
     def decode(raw: bytes) -> Entry:
         bucket_type, bucket, key, clock, queued_at = msgpack.unpackb(raw, raw=True)
         return Entry(bucket_type, bucket, key, clock, queued_at)
+
+
+# A reap looks through at most this many of a queue's entries for its key; past that the
+# queue is too far behind to be worth reading for every tombstone.
+SCAN_MOST = 10_000
+HOLDS_KEY = "still holds a change of the key (its sink has not applied it)"
+BEHIND = f"is more than {SCAN_MOST:,} entries behind"
+
+
+class Pending(enum.Enum):
+    """What a queue's head says of a change made before a given time."""
+
+    CLEAR = "clear"  # nothing from before it is left: every earlier entry is acknowledged
+    SCAN = "scan"  # few enough entries to look through for the key
+    BEHIND = "behind"  # too many to look through: assume it is there
+
+
+def pending(oldest_queued_at: float | None, depth: int, after: float) -> Pending:
+    """Whether a queue (oldest entry queued at `oldest_queued_at`, None when empty, `depth`
+    entries) may still hold a change queued no later than `after`."""
+    if oldest_queued_at is None or oldest_queued_at > after:
+        return Pending.CLEAR
+    return Pending.SCAN if depth <= SCAN_MOST else Pending.BEHIND
+
+
+def mentions(raw_entries: Iterable[bytes], bucket_type: bytes, bucket: bytes, key: bytes) -> bool:
+    """Whether any encoded entry is of the key (a change a sink has not applied yet)."""
+    wanted = (bucket_type, bucket, key)
+    for raw in raw_entries:
+        # Most entries are of other keys: a byte search skips them without decoding.
+        if key in raw:
+            entry = Entry.decode(raw)
+            if (entry.bucket_type, entry.bucket, entry.key) == wanted:
+                return True
+    return False
+
+
+def hold_reason(queue: str, node: str, why: str) -> str:
+    """A reap's deferral naming the queue that holds it back, e.g. "replication queue 'dr'
+    on n2 is more than 10,000 entries behind"."""
+    return f"replication queue {queue!r} on {node} {why}"

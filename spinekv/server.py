@@ -47,6 +47,7 @@ from .node.coverage import Coverage
 from .node.handoff import Handoff
 from .node.membership import Membership
 from .node.messages import Dispatcher
+from .node.reapgate import ReapGate
 from .node.replqueues import ReplQueues
 from .node.replsink import SinkPullers
 from .node.vnode import Vnodes
@@ -119,6 +120,16 @@ class Node:
         # Queues sinks pull ([[replication.source]]), fed by acknowledged client writes.
         self.repl_queues = ReplQueues(config.replication.sources, backend, self.clock.time)
         self.coordinator.listeners.append(self.repl_queues.on_write)
+        # Reaping a tombstone waits until no member's queue holds its key for a sink.
+        self.reap_gate = ReapGate(
+            name,
+            self.membership,
+            transport,
+            self.repl_queues,
+            self.coordinator.writing,
+            config.request_timeout_ms / 1000,
+        )
+        self.coordinator.reap_gate = self.reap_gate.check
         # Request statistics for /stats, kept by the HTTP middleware; their backlog paces AAE.
         self.stats = NodeStats(self.clock.monotonic)
         self.aae = self._aae_trees()
@@ -194,6 +205,7 @@ class Node:
         table.route(messages.Get, self.vnodes.serve_get)
         table.route(messages.Put, self.vnodes.serve_put)
         table.route(messages.Reap, self.vnodes.serve_reap)
+        table.route(messages.ReplHolds, self.reap_gate.serve)
         table.route(messages.CoordinatePut, self.coordinator.serve_coordinate_put)
         table.route(messages.HandoffBatch, self.handoff.receive)
         table.route(messages.Cover, self.coverage.serve)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -64,6 +65,11 @@ class PutOk:
 PutResult = PutOk | Failed
 
 
+# Asked before a tombstone is reaped, with (key, props, the tombstone's timestamp, timeout):
+# why replication holds the reap back (node/reapgate.py), or None.
+GateCheck = Callable[[BKey, BucketProps, int, float], Awaitable[ReapOutcome | None]]
+
+
 def _describe(entry: PrefEntry, exc: BaseException) -> str:
     kind = "primary" if entry.primary else "fallback"
     return f"{entry.node} ({kind}): {type(exc).__name__} {exc}".rstrip()
@@ -92,6 +98,10 @@ class Coordinator:
         # Called with (key, stored object) once per acknowledged client write, on the node
         # the client asked (replication queues hang here).
         self.listeners: list[Callable[[BKey, DVVSet], None]] = []
+        # Object keys of client writes not yet heard by the listeners: their changes are
+        # not queued yet, so a reap must wait for them (node/reapgate.py).
+        self._writing: Counter[bytes] = Counter()
+        self.reap_gate: GateCheck | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -217,14 +227,27 @@ class Coordinator:
         A forwarded write is heard of where it came from, so once in the cluster. (A
         write applied from another cluster goes through apply_replicated, heard by none.)
         """
-        result = await self._put(bkey, props, context, content, opts, forwarded=forwarded)
-        if not forwarded and isinstance(result, PutOk):
-            for listener in self.listeners:
-                try:
-                    listener(bkey, result.obj)
-                except Exception:  # the write stands; full-sync catches what a queue missed
-                    log.exception("write listener failed for %r", bkey)
+        if forwarded:
+            return await self._put(bkey, props, context, content, opts, forwarded=True)
+        okey = bkey.okey
+        self._writing[okey] += 1
+        try:
+            result = await self._put(bkey, props, context, content, opts, forwarded=False)
+            if isinstance(result, PutOk):
+                for listener in self.listeners:
+                    try:
+                        listener(bkey, result.obj)
+                    except Exception:  # the write stands; full-sync catches what a queue missed
+                        log.exception("write listener failed for %r", bkey)
+        finally:
+            self._writing[okey] -= 1
+            if not self._writing[okey]:
+                del self._writing[okey]
         return result
+
+    def writing(self, okey: bytes) -> bool:
+        """Whether a client write of the key is under way here, not yet heard by the listeners."""
+        return okey in self._writing
 
     async def _put(
         self,
@@ -424,7 +447,8 @@ class Coordinator:
     # ------------------------------------------------------------ reap
 
     async def reap(self, bkey: BKey, props: BucketProps, timeout: float) -> ReapOutcome:
-        """Remove the key's tombstone from every primary, if every primary holds the same one."""
+        """Remove the key's tombstone from every primary, if every primary holds the same one
+        and (with replication) no member's queue still holds the key for a sink."""
         ring = self.membership.ring
         partition = ring.partition_of(bkey.bucket_type, bkey.bucket, bkey.key)
         wanted = primaries(ring, partition, props.n_val)
@@ -436,14 +460,19 @@ class Coordinator:
         version = reaping.judge(copies)
         if isinstance(version, ReapOutcome):
             return version
+        if self.reap_gate is not None:
+            held = await self.reap_gate(bkey, props, reaping.deleted_at_us(copies), timeout)
+            if held is not None:
+                return held
         removed = await asyncio.gather(
             *(self._reap_copy(e, okey, version, timeout) for e in wanted)
         )
         return reaping.confirmed(removed)
 
     def _reap_later(self, bkey: BKey, props: BucketProps, timeout: float) -> None:
-        """Reap after delete_mode's delay, in the background; a deferred reap leaves the
-        tombstone for a later GET or the operator's reap to try again."""
+        """Reap after delete_mode's delay, in the background. A reap a replication queue holds
+        back is tried again at growing delays; any other deferral leaves the tombstone for
+        a later GET or the operator's reap to try again."""
         mode = props.delete_mode
         okey = bkey.okey
         if mode == KEEP or okey in self._reaps_due:
@@ -456,10 +485,13 @@ class Coordinator:
         self, bkey: BKey, props: BucketProps, delay: float, timeout: float
     ) -> None:
         try:
-            # The running loop's timer: the simulation's virtual clock moves it too.
-            await asyncio.sleep(delay)
-            outcome = await self.reap(bkey, props, timeout)
-            log.debug("reap of %r: %s %s", bkey, outcome.outcome, outcome.reason)
+            for wait in (delay, *reaping.REPLICATION_RETRIES):
+                # The running loop's timer: the simulation's virtual clock moves it too.
+                await asyncio.sleep(wait)
+                outcome = await self.reap(bkey, props, timeout)
+                log.debug("reap of %r: %s %s", bkey, outcome.outcome, outcome.reason)
+                if not outcome.replicating:
+                    break
         except Exception:  # a failed reap leaves a tombstone, never a crashed task
             log.exception("reap of %r failed", bkey)
         finally:

@@ -14,7 +14,8 @@ MIN_PROTOCOL_VERSION the release after).
 The dispatch table routes each type to the module that owns it: reads and
 writes to the vnodes, coordinated PUTs to the coordinator, handoff to
 handoff.py, coverage folds to coverage.py, gossip and pings to membership.py, anti-entropy
-exchanges to exchange.py, tombstone reaps to the vnodes.
+exchanges to exchange.py, tombstone reaps to the vnodes, a reap's question about the
+replication queues to reapgate.py.
 """
 
 from __future__ import annotations
@@ -189,6 +190,17 @@ class Reap(Message):
     version: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ReplHolds(Message):
+    """Before a reap: do this node's replication queues (or a client write under way here)
+    still hold a change of `key` ([type, bucket, key]) made no later than `after` (wall-clock
+    seconds), which a sink has not applied? Reply: None, or the reason (a string)."""
+
+    TAG: ClassVar[int] = 13
+    key: list
+    after: float
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Get,
     Put,
@@ -202,6 +214,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     AaeSegments,
     AaeKeys,
     Reap,
+    ReplHolds,
 )
 _BY_TAG: dict[int, tuple[type[Message], int]] = {
     cls.TAG: (cls, len(fields(cls))) for cls in MESSAGE_TYPES

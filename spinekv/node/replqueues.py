@@ -14,7 +14,17 @@ from collections.abc import Callable, Sequence
 from .. import tictac
 from ..config import ReplSource
 from ..dvv import DVVSet
-from ..replqueue import Entry, Filter, overflow
+from ..replqueue import (
+    BEHIND,
+    HOLDS_KEY,
+    SCAN_MOST,
+    Entry,
+    Filter,
+    Pending,
+    mentions,
+    overflow,
+    pending,
+)
 from ..storage.base import Backend
 from .coordinator import BKey
 
@@ -49,6 +59,22 @@ class ReplQueue:
         raw = self._backend.queue_read(self.name, self.first, limit)
         return [(seq, Entry.decode(value)) for seq, value in raw]
 
+    def holds(self, bkey: BKey, after: float) -> str | None:
+        """Why a sink of this queue may still lack a change of the key made no later than
+        `after` (wall-clock seconds), or None when it has every such change.
+
+        Entries dropped by the bound are gone and hold nothing back: full-sync repairs
+        their keys.
+        """
+        head = self.read(1)
+        match pending(head[0][1].queued_at if head else None, self.depth, after):
+            case Pending.CLEAR:
+                return None
+            case Pending.BEHIND:
+                return BEHIND
+        raw = (value for _, value in self._backend.queue_read(self.name, self.first, SCAN_MOST))
+        return HOLDS_KEY if mentions(raw, bkey.bucket_type, bkey.bucket, bkey.key) else None
+
     def ack(self, upto: int) -> None:
         """Remove every entry up to sequence number `upto` (inclusive)."""
         upto = min(upto, self.end - 1)
@@ -76,6 +102,16 @@ class ReplQueues:
                     clock = tictac.version(obj)
                     entry = Entry(bkey.bucket_type, bkey.bucket, bkey.key, clock, self._wall())
                 queue.append(entry)
+
+    def holding(self, bkey: BKey, after: float) -> tuple[str, str] | None:
+        """(queue name, why) of the first queue that carries the key and may still hold a
+        change of it made no later than `after`; None when none does."""
+        for queue in self.queues.values():
+            if queue.filter.matches(bkey.bucket_type, bkey.bucket, bkey.key):
+                why = queue.holds(bkey, after)
+                if why is not None:
+                    return queue.name, why
+        return None
 
     def stat_counters(self) -> dict[str, int]:
         """Each queue's depth and totals since start under /stats' names."""

@@ -32,6 +32,7 @@ SAMPLES = [
     messages.AaeSegments(4, 3, [1, 700]),
     messages.AaeKeys(4, 3, [700]),
     messages.Reap(4, b"okey", b"v" * 16),
+    messages.ReplHolds([b"t", b"b", b"k"], 1234.5),
 ]
 
 

@@ -12,6 +12,8 @@ from spinekv.reaping import (
     ReapOutcome,
     Tally,
     confirmed,
+    deleted_at_us,
+    held_back,
     judge,
     missing_primary,
     same_tombstone_everywhere,
@@ -90,3 +92,20 @@ def test_a_tally_counts_outcomes_and_the_reasons_for_deferring():
         "gone": 1,
     }
     assert tally.final()["deferred_reasons"] == {"primary n3 down": 2}
+
+
+def test_the_tombstone_was_written_when_its_newest_sibling_was():
+    assert deleted_at_us([None, DEAD, DEAD]) == 7
+    later = riak_object.write(
+        None, {}, riak_object.tombstone(19), "c", allow_mult=True, last_write_wins=False
+    )
+    both = riak_object.merge(DEAD, later, allow_mult=True)  # two concurrent deletes
+    assert deleted_at_us([both, both]) == 19
+
+
+def test_a_member_whose_queue_holds_the_key_defers_the_reap_to_try_again():
+    assert held_back([None, None, None]) is None
+    assert held_back([None, "replication queue 'dr' on n2 is behind", "n3 unknown"]) == (
+        ReapOutcome(Outcome.DEFERRED, "replication queue 'dr' on n2 is behind", replicating=True)
+    )
+    assert not ReapOutcome(Outcome.DEFERRED, "replicas differ").replicating

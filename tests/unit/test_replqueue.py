@@ -8,7 +8,20 @@ from spinekv.config import ReplSource
 from spinekv.dvv import EMPTY, update
 from spinekv.node.coordinator import BKey
 from spinekv.node.replqueues import ReplQueue, ReplQueues
-from spinekv.replqueue import Entry, Filter, FilterError, overflow, parse_filter
+from spinekv.replqueue import (
+    BEHIND,
+    HOLDS_KEY,
+    SCAN_MOST,
+    Entry,
+    Filter,
+    FilterError,
+    Pending,
+    hold_reason,
+    mentions,
+    overflow,
+    parse_filter,
+    pending,
+)
 from spinekv.storage.leveldb import LevelDBBackend
 from spinekv.storage.memory import MemoryBackend
 from spinekv.tictac import version
@@ -171,3 +184,70 @@ def test_on_write_queues_on_every_matching_queue_once():
     }
     [(_, entry)] = queues.queues["recs"].read(10)
     assert entry == Entry(b"records", b"p", b"k", version(obj), 1234.5)
+
+
+# ------------------------------------------------------------------ holding a reap back
+
+
+def test_a_queue_whose_oldest_entry_is_younger_than_the_delete_is_clear():
+    assert pending(None, 0, after=100.0) is Pending.CLEAR  # empty
+    assert pending(100.5, 5 * SCAN_MOST, after=100.0) is Pending.CLEAR  # acked past it
+    assert pending(100.0, SCAN_MOST, after=100.0) is Pending.SCAN  # the delete may be next
+    assert pending(3.0, SCAN_MOST + 1, after=100.0) is Pending.BEHIND
+
+
+def test_mentions_finds_an_entry_of_the_key_only():
+    raw = [_entry(i).encode() for i in range(50)]
+    assert mentions(raw, b"t", b"b", b"k7")
+    assert not mentions(raw, b"t", b"b", b"k50")
+    # The key's bytes appear, but in another bucket, type or as part of another key.
+    assert not mentions(raw, b"t", b"other", b"k7")
+    assert not mentions(raw, b"u", b"b", b"k7")
+    assert not mentions(raw, b"t", b"b", b"k")
+    assert not mentions([], b"t", b"b", b"k7")
+
+
+def test_the_reason_names_the_queue_node_and_why():
+    assert hold_reason("dr", "n2", HOLDS_KEY) == (
+        "replication queue 'dr' on n2 still holds a change of the key (its sink has not applied it)"
+    )
+    assert hold_reason("dr", "n2", BEHIND) == (
+        "replication queue 'dr' on n2 is more than 10,000 entries behind"
+    )
+
+
+def test_a_queue_holds_a_key_until_its_entry_is_acknowledged(backend):
+    queue = ReplQueue(ReplSource("dr", Filter()), backend)
+    for i in range(10):
+        queue.append(_entry(i))  # k<i> queued at time i
+    key = BKey(b"t", b"b", b"k4")
+    assert queue.holds(key, after=5.0) == HOLDS_KEY
+    assert queue.holds(BKey(b"t", b"b", b"k40"), after=5.0) is None  # never queued
+    queue.ack(queue.first + 4)  # k0..k4 applied by the sink
+    assert queue.holds(key, after=5.0) is None  # the head, k5, is not younger: scanned
+    assert queue.holds(key, after=4.5) is None  # the head is younger: not scanned
+
+
+def test_a_queue_too_far_behind_holds_every_older_key(backend, monkeypatch):
+    for module in ("spinekv.replqueue", "spinekv.node.replqueues"):
+        monkeypatch.setattr(f"{module}.SCAN_MOST", 3)
+    queue = ReplQueue(ReplSource("dr", Filter()), backend)
+    for i in range(4):
+        queue.append(_entry(i))
+    assert queue.holds(BKey(b"t", b"b", b"nowhere"), after=1.0) == BEHIND
+    assert queue.holds(BKey(b"t", b"b", b"nowhere"), after=-1.0) is None
+    queue.ack(queue.first)
+    assert queue.holds(BKey(b"t", b"b", b"nowhere"), after=1.0) is None  # 3 left: scanned
+
+
+def test_only_queues_whose_filter_carries_the_key_are_asked():
+    backend = MemoryBackend()
+    sources = [ReplSource("recs", parse_filter("type:records")), ReplSource("all", Filter())]
+    queues = ReplQueues(sources, backend, lambda: 10.0)
+    obj = update(EMPTY, {}, b"v", "n1")
+    key = BKey(b"default", b"b", b"k")
+    assert queues.holding(key, after=20.0) is None
+    queues.on_write(key, obj)
+    assert queues.holding(key, after=20.0) == ("all", HOLDS_KEY)
+    queues.queues["all"].ack(queues.queues["all"].end - 1)
+    assert queues.holding(key, after=20.0) is None
